@@ -1,0 +1,37 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! tlbrace: a fake device with its own TLB, to make TLB-flush races visible.
+//!
+//! This file only wires the module together: it registers the `/dev/tlbrace`
+//! misc device whose per-open state lives in [`file`].
+
+use kernel::{
+    miscdevice::{MiscDeviceOptions, MiscDeviceRegistration},
+    prelude::*,
+};
+
+mod file;
+mod uapi;
+
+module! {
+    type: TlbraceModule,
+    name: "tlbrace",
+    authors: ["The tlbrace developers"],
+    description: "Fake device with its own TLB, for TLB-flush races",
+    license: "GPL",
+}
+
+#[pin_data]
+struct TlbraceModule {
+    #[pin]
+    _miscdev: MiscDeviceRegistration<file::TlbraceFile>,
+}
+
+impl kernel::InPlaceModule for TlbraceModule {
+    fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        pr_info!("ABI version {}\n", uapi::TLBRACE_ABI_VERSION);
+        try_pin_init!(Self {
+            _miscdev <- MiscDeviceRegistration::register(MiscDeviceOptions { name: c"tlbrace" }),
+        })
+    }
+}
