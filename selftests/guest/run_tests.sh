@@ -1,0 +1,44 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# Runs every suite in the guest.  Each suite is delimited by markers that the
+# host (scripts/tap-summary.py) uses to count results per suite:
+#   # tlbrace-suite: NAME      then the suite's own TAP output
+#   # tlbrace-exit: NAME RC    its exit status
+cd /tests || exit 1
+
+suite() {
+	name=$1
+	shift
+	echo "# tlbrace-suite: $name"
+	"$@"
+	echo "# tlbrace-exit: $name $?"
+}
+
+# The guest set-up, as TAP of its own.
+setup() {
+	echo "TAP version 13"
+	echo "1..3"
+	n=$(nproc)
+	if [ "$n" -ge 2 ]; then echo "ok 1 guest has $n CPUs"; else echo "not ok 1 guest has $n CPUs, want >= 2"; fi
+	t=1
+	for m in test_hmm tlbrace; do
+		t=$((t + 1))
+		if out=$(insmod /lib/modules/$m.ko 2>&1); then
+			echo "ok $t insmod $m.ko"
+		else
+			echo "not ok $t insmod $m.ko # $out"
+		fi
+	done
+}
+
+teardown() {
+	echo "TAP version 13"
+	echo "1..1"
+	if out=$(rmmod tlbrace 2>&1); then echo "ok 1 rmmod tlbrace"; else echo "not ok 1 rmmod tlbrace # $out"; fi
+}
+
+suite setup setup
+suite tlbrace_basic ./tlbrace_basic
+suite hmm-tests ./hmm-tests
+suite teardown teardown
