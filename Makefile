@@ -115,10 +115,10 @@ shell: initramfs
 	@$(VM) shell
 
 rustfmt:
-	@find rust -name '*.rs' | xargs rustfmt --edition 2021 --config-path $(KSRC)/.rustfmt.toml
+	@find rust -name '*.rs' ! -name '*_generated.rs' | xargs rustfmt --edition 2021 --config-path $(KSRC)/.rustfmt.toml
 
 rustfmtcheck:
-	@find rust -name '*.rs' | xargs rustfmt --edition 2021 --config-path $(KSRC)/.rustfmt.toml --check
+	@find rust -name '*.rs' ! -name '*_generated.rs' | xargs rustfmt --edition 2021 --config-path $(KSRC)/.rustfmt.toml --check
 
 clean:
 	@[ ! -f $(KDIR)/Makefile ] || $(KMAKE) clean
