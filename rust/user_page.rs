@@ -1,0 +1,135 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Pages of a user address space, referenced by the device.
+//!
+//! A device fault looks up the page that the CPU page tables map at an
+//! address with `get_user_pages_remote()` and keeps the reference (`FOLL_GET`,
+//! not a pin: the device models a secondary MMU that relies on mmu_notifier
+//! invalidations rather than pinning, like KVM or an SVA device).  Holding the
+//! reference for every cached translation means that even a deliberately
+//! broken invalidation contract never makes the kernel touch freed memory.
+//!
+//! The device accesses memory in aligned 64-bit words with atomic
+//! instructions, as a device doing PCIe atomics would; the CPU side is user
+//! space, so concurrent access is well defined.
+//!
+//! C header: [`include/linux/mm.h`](srctree/include/linux/mm.h)
+
+use core::{ptr::NonNull, sync::atomic::AtomicU64, sync::atomic::Ordering};
+
+use kernel::{bindings, mm::MmWithUser, page::PAGE_SIZE, prelude::*};
+
+/// A reference to a page that was mapped in a user address space.
+///
+/// # Invariants
+///
+/// `page` points to a `struct page` on which this object owns one reference
+/// taken by GUP; it is dropped with `release_pages()`.
+pub struct UserPage {
+    page: NonNull<bindings::page>,
+}
+
+// SAFETY: A page reference may be dropped from any thread, and the accessors
+// only do atomic accesses to the page.
+unsafe impl Send for UserPage {}
+// SAFETY: As above: `&UserPage` allows only atomic accesses.
+unsafe impl Sync for UserPage {}
+
+impl UserPage {
+    /// Faults in the page that `mm` maps at `addr` and takes a reference on
+    /// it, for writing if `write` (which breaks COW as a device write would).
+    ///
+    /// Takes the mmap read lock of `mm`: the caller must not hold it, nor be
+    /// in a notifier callback of `mm`.  May sleep.
+    pub fn get(mm: &MmWithUser, addr: usize, write: bool) -> Result<Self> {
+        let flags = if write { bindings::FOLL_WRITE } else { 0 };
+        let mut page: *mut bindings::page = core::ptr::null_mut();
+        let _guard = mm.mmap_read_lock();
+        // SAFETY: `mm` has `mm_users > 0` (invariant of `MmWithUser`) and its
+        // mmap read lock is held by `_guard` for the whole call; `locked` is
+        // NULL, so GUP does not drop it.  `page` is valid for one entry.
+        let ret = unsafe {
+            bindings::get_user_pages_remote(
+                mm.as_raw(),
+                addr,
+                1,
+                flags,
+                &mut page,
+                core::ptr::null_mut(),
+            )
+        };
+        if ret < 0 {
+            return Err(Error::from_errno(ret as i32));
+        }
+        // INVARIANT: On success GUP took one reference on `page`.
+        match NonNull::new(page) {
+            Some(page) if ret == 1 => Ok(Self { page }),
+            _ => Err(EFAULT),
+        }
+    }
+
+    /// Runs `f` on the kernel address of the page.
+    fn with_mapped<R>(&self, f: impl FnOnce(*mut u8) -> R) -> R {
+        // SAFETY: The page is referenced (type invariant), so it stays
+        // allocated while mapped.
+        let addr = unsafe { bindings::kmap_local_page(self.page.as_ptr()) }.cast::<u8>();
+        let r = f(addr);
+        // SAFETY: `addr` was returned by `kmap_local_page` above, and no
+        // other local mapping was made since.
+        unsafe { bindings::kunmap_local(addr.cast()) };
+        r
+    }
+
+    /// Returns the word at `offset`, which must be 8-byte aligned and inside
+    /// the page.
+    fn word<R>(&self, offset: usize, f: impl FnOnce(&AtomicU64) -> R) -> R {
+        assert!(offset % 8 == 0 && offset + 8 <= PAGE_SIZE);
+        self.with_mapped(|base| {
+            // SAFETY: `base + offset` is an aligned word inside the mapped
+            // page (checked above), valid while mapped.  All kernel accesses
+            // to user pages through this type are atomic.
+            let word = unsafe { AtomicU64::from_ptr(base.add(offset).cast::<u64>()) };
+            f(word)
+        })
+    }
+
+    /// Reads the aligned word at `offset`.
+    pub fn load(&self, offset: usize) -> u64 {
+        self.word(offset, |w| w.load(Ordering::Relaxed))
+    }
+
+    /// Writes the aligned word at `offset`.
+    pub fn store(&self, offset: usize, value: u64) {
+        self.word(offset, |w| w.store(value, Ordering::Relaxed))
+    }
+
+    /// Compare-and-swap of the aligned word at `offset`; returns the old value.
+    pub fn compare_exchange(&self, offset: usize, old: u64, new: u64) -> u64 {
+        self.word(offset, |w| {
+            match w.compare_exchange(old, new, Ordering::SeqCst, Ordering::SeqCst) {
+                Ok(v) | Err(v) => v,
+            }
+        })
+    }
+
+    /// The page frame number, the page's identity for snapshots and tests
+    /// (compare with `/proc/self/pagemap`).
+    pub fn pfn(&self) -> u64 {
+        self.with_mapped(|base| {
+            // SAFETY: `base` is a valid kernel virtual address of the page.
+            let phys = unsafe { bindings::slow_virt_to_phys(base.cast()) };
+            phys >> bindings::PAGE_SHIFT
+        })
+    }
+}
+
+impl Drop for UserPage {
+    fn drop(&mut self) {
+        let mut page = self.page.as_ptr();
+        // SAFETY: We own one reference on `page` (type invariant), which
+        // `release_pages` drops; the array of one entry is valid for the call.
+        unsafe {
+            bindings::release_pages(bindings::release_pages_arg { pages: &mut page }, 1);
+        }
+    }
+}
