@@ -1,48 +1,284 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! One open file of `/dev/tlbrace`, and its ioctl dispatch.
+//! One open file of `/dev/tlbrace`: a device attached to the opener's mm,
+//! and the ioctl handlers (one small function per command).
+
+use core::mem::size_of;
 
 use kernel::{
+    current,
     fs::File,
     ioctl::_IOC_SIZE,
     miscdevice::{MiscDevice, MiscDeviceRegistration},
+    mm::MmWithUser,
+    page::{PAGE_SHIFT, PAGE_SIZE},
     prelude::*,
-    uaccess::{UserPtr, UserSlice},
+    sync::Arc,
+    transmute::AsBytes,
+    uaccess::{UserPtr, UserSlice, UserSliceWriter},
 };
 
-use crate::uapi::{self, tlbrace_version};
+use crate::{
+    contract::Contract,
+    device::Device,
+    dtlb::{Geometry, Replacement},
+    engine::Op,
+    mmu_notifier::{Callbacks, Registration},
+    uapi::{self, IoctlArg},
+};
+
+/// Entries one SNAPSHOT may return.
+const MAX_SNAPSHOT_ENTRIES: u32 = 1 << 16;
 
 /// The state behind one open file descriptor.
+///
+/// Fields drop in order: both notifier registrations are gone (and their
+/// callbacks finished) before the device itself is dropped.
 #[pin_data]
-pub(crate) struct TlbraceFile {}
+pub(crate) struct TlbraceFile {
+    /// The device as a shadow-page-table notifier of the opener's mm.
+    #[pin]
+    range: Registration<Arc<Device>>,
+    /// The device as a secondary-TLB notifier of the same mm.
+    #[pin]
+    tlbs: Registration<Arc<Device>>,
+    dev: Arc<Device>,
+}
 
 #[vtable]
 impl MiscDevice for TlbraceFile {
     type Ptr = Pin<KBox<Self>>;
 
     fn open(_file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<Pin<KBox<Self>>> {
-        KBox::try_pin_init(try_pin_init!(TlbraceFile {}), GFP_KERNEL)
+        let task = current!();
+        // Kernel threads have no address space to mirror.
+        let mm = task.mm().ok_or(EINVAL)?;
+        let dev = Arc::pin_init(Device::new()?, GFP_KERNEL)?;
+        KBox::try_pin_init(
+            try_pin_init!(TlbraceFile {
+                range <- Registration::new(mm, Callbacks::Range, Ok::<_, Error>(dev.clone())),
+                tlbs <- Registration::new(mm, Callbacks::SecondaryTlbs, Ok::<_, Error>(dev.clone())),
+                dev,
+            }),
+            GFP_KERNEL,
+        )
     }
 
     fn ioctl(me: Pin<&TlbraceFile>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
         let user = UserSlice::new(UserPtr::from_addr(arg), _IOC_SIZE(cmd));
         match cmd {
-            uapi::TLBRACE_IOC_VERSION => me.version(user),
-            _ => Err(ENOTTY),
-        }
+            uapi::TLBRACE_IOC_VERSION => version(user),
+            uapi::TLBRACE_IOC_CONFIG => me.config(user),
+            uapi::TLBRACE_IOC_READ => me.access(user, AccessKind::Read),
+            uapi::TLBRACE_IOC_WRITE => me.access(user, AccessKind::Write),
+            uapi::TLBRACE_IOC_CAS => me.access(user, AccessKind::Cas),
+            uapi::TLBRACE_IOC_PREFETCH => me.prefetch(user),
+            uapi::TLBRACE_IOC_FLUSH => me.flush(user),
+            uapi::TLBRACE_IOC_SNAPSHOT => me.snapshot(user),
+            uapi::TLBRACE_IOC_STATS => me.stats(user, false),
+            uapi::TLBRACE_IOC_RESET_STATS => me.stats(user, true),
+            _ => return Err(ENOTTY),
+        }?;
+        Ok(0)
     }
 }
 
+/// Reads an ioctl argument and checks its declared size.
+fn read_arg<T: IoctlArg>(user: UserSlice) -> Result<(T, UserSliceWriter)> {
+    let (mut reader, writer) = user.reader_writer();
+    let arg: T = reader.read()?;
+    if arg.declared_size() as usize != size_of::<T>() {
+        return Err(EINVAL);
+    }
+    Ok((arg, writer))
+}
+
+/// Fails with `EINVAL` unless `flags` only has bits of `allowed`.
+fn check_flags(flags: u32, allowed: u32) -> Result {
+    if flags & !allowed != 0 {
+        return Err(EINVAL);
+    }
+    Ok(())
+}
+
+/// Checks a page-aligned, non-empty, non-wrapping range of at most `max`
+/// bytes; returns it as virtual page numbers.
+fn page_range(addr: u64, len: u64, max: u64) -> Result<(usize, usize)> {
+    let mask = PAGE_SIZE as u64 - 1;
+    if addr & mask != 0 || len & mask != 0 || len == 0 || len > max {
+        return Err(EINVAL);
+    }
+    let end = addr.checked_add(len).ok_or(EINVAL)?;
+    Ok(((addr >> PAGE_SHIFT) as usize, (end >> PAGE_SHIFT) as usize))
+}
+
+fn version(user: UserSlice) -> Result {
+    let (mut v, mut writer) = read_arg::<uapi::tlbrace_version>(user)?;
+    if v.reserved != 0 {
+        return Err(EINVAL);
+    }
+    v.abi_version = uapi::TLBRACE_ABI_VERSION;
+    v.struct_size = size_of::<uapi::tlbrace_version>() as u32;
+    writer.write(&v)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum AccessKind {
+    Read,
+    Write,
+    Cas,
+}
+
 impl TlbraceFile {
-    fn version(&self, user: UserSlice) -> Result<isize> {
-        let (mut reader, mut writer) = user.reader_writer();
-        let mut v: tlbrace_version = reader.read()?;
-        if v.size as usize != core::mem::size_of::<tlbrace_version>() || v.reserved != 0 {
+    fn device(&self) -> &Device {
+        &self.dev
+    }
+
+    /// Runs `f` with the caller's mm, which must be the device's: a device
+    /// is used only by the address space it mirrors.
+    fn with_own_mm<R>(&self, f: impl FnOnce(&MmWithUser) -> Result<R>) -> Result<R> {
+        let task = current!();
+        match task.mm() {
+            Some(mm) if mm.as_raw() == self.range.mm().as_raw() => f(mm),
+            _ => Err(EPERM),
+        }
+    }
+
+    fn config(&self, user: UserSlice) -> Result {
+        let (c, mut writer) = read_arg::<uapi::tlbrace_config>(user)?;
+        check_flags(c.flags, 0)?;
+        let contract = Contract::from_uapi(c.contract)?;
+        let sets = c.sets as usize;
+        let ways = c.ways as usize;
+        if !sets.is_power_of_two()
+            || sets > uapi::TLBRACE_MAX_SETS as usize
+            || ways == 0
+            || ways > uapi::TLBRACE_MAX_WAYS as usize
+        {
             return Err(EINVAL);
         }
-        v.abi_version = uapi::TLBRACE_ABI_VERSION;
-        v.struct_size = core::mem::size_of::<tlbrace_version>() as u32;
-        writer.write(&v)?;
-        Ok(0)
+        let replacement = match c.replacement {
+            uapi::TLBRACE_REPL_LRU => Replacement::Lru,
+            uapi::TLBRACE_REPL_FIFO => Replacement::Fifo,
+            _ => return Err(EINVAL),
+        };
+        self.with_own_mm(|_| {
+            let geo = Geometry {
+                sets,
+                ways,
+                replacement,
+            };
+            self.device().configure(contract, geo)
+        })?;
+        debug_assert_eq!(contract.to_uapi(), c.contract);
+        writer.write(&c)
+    }
+
+    fn access(&self, user: UserSlice, kind: AccessKind) -> Result {
+        let (mut a, mut writer) = read_arg::<uapi::tlbrace_access>(user)?;
+        check_flags(a.flags, 0)?;
+        let count = u64::from(a.count);
+        let stride = u64::from(a.stride);
+        if a.addr % 8 != 0
+            || count == 0
+            || count > u64::from(uapi::TLBRACE_MAX_ACCESS_COUNT)
+            || stride % 8 != 0
+            || (count > 1 && stride == 0)
+            || (kind == AccessKind::Cas && count != 1)
+        {
+            return Err(EINVAL);
+        }
+        // The last word must not wrap around the address space.
+        (count - 1)
+            .checked_mul(stride)
+            .and_then(|o| o.checked_add(a.addr))
+            .ok_or(EINVAL)?;
+        let op = match kind {
+            AccessKind::Read => Op::Read,
+            AccessKind::Write => Op::Write(a.value),
+            AccessKind::Cas => Op::Cas {
+                expected: a.expected,
+                new: a.value,
+            },
+        };
+        let (mut hits, mut faults, mut stale) = (0, 0, 0);
+        self.with_own_mm(|mm| {
+            for i in 0..count {
+                // Long accesses stay killable.
+                if i % 1024 == 1023 && current!().signal_pending() {
+                    return Err(EINTR);
+                }
+                let addr = (a.addr + i * stride) as usize;
+                let r = self.device().access(mm, addr, op)?;
+                hits += u32::from(r.outcome & uapi::TLBRACE_OUT_HIT != 0);
+                faults += u32::from(r.outcome & uapi::TLBRACE_OUT_FAULT != 0);
+                stale += u32::from(r.outcome & uapi::TLBRACE_OUT_STALE != 0);
+                a.outcome = r.outcome;
+                match kind {
+                    AccessKind::Read => a.value = r.value,
+                    AccessKind::Cas => a.expected = r.value,
+                    AccessKind::Write => {}
+                }
+            }
+            Ok(())
+        })?;
+        a.hits = hits;
+        a.faults = faults;
+        a.stale = stale;
+        writer.write(&a)
+    }
+
+    fn prefetch(&self, user: UserSlice) -> Result {
+        let (mut r, mut writer) = read_arg::<uapi::tlbrace_range>(user)?;
+        check_flags(r.flags, uapi::TLBRACE_RANGE_WRITE)?;
+        let (start, end) = page_range(r.addr, r.len, u64::from(uapi::TLBRACE_MAX_RANGE_LEN))?;
+        let write = r.flags & uapi::TLBRACE_RANGE_WRITE != 0;
+        r.filled = self.with_own_mm(|mm| self.device().prefetch(mm, start, end, write))?;
+        writer.write(&r)
+    }
+
+    fn flush(&self, user: UserSlice) -> Result {
+        let (mut f, mut writer) = read_arg::<uapi::tlbrace_flush>(user)?;
+        check_flags(f.flags, uapi::TLBRACE_FLUSH_DPT)?;
+        let dpt = f.flags & uapi::TLBRACE_FLUSH_DPT != 0;
+        f.flushed = self.with_own_mm(|_| {
+            let dev = self.device();
+            Ok(dev.mmu.lock().flush(dpt, &dev.stats) as u64)
+        })?;
+        writer.write(&f)
+    }
+
+    fn snapshot(&self, user: UserSlice) -> Result {
+        let (mut s, mut writer) = read_arg::<uapi::tlbrace_snapshot>(user)?;
+        check_flags(s.flags, 0)?;
+        if s.max_entries > MAX_SNAPSHOT_ENTRIES {
+            return Err(EINVAL);
+        }
+        let (start, end) = page_range(s.addr, s.len, u64::MAX)?;
+        let mut out = KVec::with_capacity(s.max_entries as usize, GFP_KERNEL)?;
+        self.with_own_mm(|_| {
+            self.device().snapshot(start, end, &mut out);
+            Ok(())
+        })?;
+        let bytes = out.len() * size_of::<uapi::tlbrace_snapshot_entry>();
+        let entries = UserPtr::from_addr(s.entries as usize);
+        UserSlice::new(entries, bytes)
+            .writer()
+            .write_slice(out.as_slice().as_bytes())?;
+        s.nr_entries = out.len() as u32;
+        writer.write(&s)
+    }
+
+    fn stats(&self, user: UserSlice, reset: bool) -> Result {
+        let (mut s, mut writer) = read_arg::<uapi::tlbrace_stats>(user)?;
+        check_flags(s.flags, 0)?;
+        if s.reserved != 0 {
+            return Err(EINVAL);
+        }
+        self.with_own_mm(|_| {
+            self.device().stats.read(&mut s, reset);
+            Ok(())
+        })?;
+        writer.write(&s)
     }
 }

@@ -3,15 +3,28 @@
 //! tlbrace: a fake device with its own TLB, to make TLB-flush races visible.
 //!
 //! This file only wires the module together: it registers the `/dev/tlbrace`
-//! misc device whose per-open state lives in [`file`].
+//! misc device whose per-open state lives in [`file`].  Each open file is a
+//! [`device::Device`] attached to the opener's mm through the
+//! [`mmu_notifier`] abstraction; [`engine`] performs device accesses through
+//! the [`dtlb`] and [`dpt`], under the selected [`contract`].
 
 use kernel::{
     miscdevice::{MiscDeviceOptions, MiscDeviceRegistration},
     prelude::*,
 };
 
+mod contract;
+mod device;
+mod dpt;
+mod dtlb;
+mod engine;
 mod file;
+pub mod mmu_notifier;
+mod staleness;
+mod stats;
+mod translation;
 mod uapi;
+pub mod user_page;
 
 module! {
     type: TlbraceModule,

@@ -28,8 +28,23 @@ const fn iowr<T>(nr: u32) -> u32 {
     _IOWR::<T>(TLBRACE_IOC_MAGIC as u32, nr)
 }
 
-/// `TLBRACE_IOC_VERSION`.
 pub(crate) const TLBRACE_IOC_VERSION: u32 = iowr::<tlbrace_version>(TLBRACE_IOC_NR_VERSION);
+pub(crate) const TLBRACE_IOC_CONFIG: u32 = iowr::<tlbrace_config>(TLBRACE_IOC_NR_CONFIG);
+pub(crate) const TLBRACE_IOC_READ: u32 = iowr::<tlbrace_access>(TLBRACE_IOC_NR_READ);
+pub(crate) const TLBRACE_IOC_WRITE: u32 = iowr::<tlbrace_access>(TLBRACE_IOC_NR_WRITE);
+pub(crate) const TLBRACE_IOC_CAS: u32 = iowr::<tlbrace_access>(TLBRACE_IOC_NR_CAS);
+pub(crate) const TLBRACE_IOC_PREFETCH: u32 = iowr::<tlbrace_range>(TLBRACE_IOC_NR_PREFETCH);
+pub(crate) const TLBRACE_IOC_FLUSH: u32 = iowr::<tlbrace_flush>(TLBRACE_IOC_NR_FLUSH);
+pub(crate) const TLBRACE_IOC_SNAPSHOT: u32 = iowr::<tlbrace_snapshot>(TLBRACE_IOC_NR_SNAPSHOT);
+pub(crate) const TLBRACE_IOC_STATS: u32 = iowr::<tlbrace_stats>(TLBRACE_IOC_NR_STATS);
+pub(crate) const TLBRACE_IOC_RESET_STATS: u32 = iowr::<tlbrace_stats>(TLBRACE_IOC_NR_RESET_STATS);
+
+/// An ioctl argument struct: it starts with `__u32 size`, which the caller
+/// sets to the size of the struct it was compiled with.
+pub(crate) trait IoctlArg: FromBytes + AsBytes {
+    /// The `size` the caller declared.
+    fn declared_size(&self) -> u32;
+}
 
 /// Implements the byte traits for ABI structs.
 macro_rules! impl_abi_bytes {
@@ -44,4 +59,34 @@ macro_rules! impl_abi_bytes {
     )*};
 }
 
-impl_abi_bytes!(tlbrace_version);
+impl_abi_bytes!(
+    tlbrace_version,
+    tlbrace_config,
+    tlbrace_access,
+    tlbrace_range,
+    tlbrace_flush,
+    tlbrace_snapshot,
+    tlbrace_snapshot_entry,
+    tlbrace_stale_event,
+    tlbrace_stats,
+);
+
+macro_rules! impl_ioctl_arg {
+    ($($t:ty),* $(,)?) => {$(
+        impl IoctlArg for $t {
+            fn declared_size(&self) -> u32 {
+                self.size
+            }
+        }
+    )*};
+}
+
+impl_ioctl_arg!(
+    tlbrace_version,
+    tlbrace_config,
+    tlbrace_access,
+    tlbrace_range,
+    tlbrace_flush,
+    tlbrace_snapshot,
+    tlbrace_stats,
+);

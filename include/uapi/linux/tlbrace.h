@@ -44,4 +44,254 @@ struct tlbrace_version {
 #define TLBRACE_IOC_VERSION \
 	_IOWR(TLBRACE_IOC_MAGIC, TLBRACE_IOC_NR_VERSION, struct tlbrace_version)
 
+/* Invalidation contracts: how the device reacts to mmu_notifier callbacks. */
+#define TLBRACE_CONTRACT_SYNC		0 /* invalidate dPT + dTLB in range_start */
+#define TLBRACE_CONTRACT_DEFERRED_END	1 /* invalidate only in range_end (broken) */
+#define TLBRACE_CONTRACT_SVA		2 /* no dPT; flush dTLB in secondary_tlbs */
+#define TLBRACE_CONTRACT_NONE		3 /* never invalidate: negative control */
+#define TLBRACE_CONTRACT_BATCHED	4 /* gathers + tracker: not implemented yet */
+
+/* dTLB replacement policies. */
+#define TLBRACE_REPL_LRU	0
+#define TLBRACE_REPL_FIFO	1
+
+#define TLBRACE_MAX_SETS	1024
+#define TLBRACE_MAX_WAYS	16
+
+/**
+ * struct tlbrace_config - TLBRACE_IOC_CONFIG argument
+ * @size:        sizeof(struct tlbrace_config)
+ * @contract:    TLBRACE_CONTRACT_*
+ * @sets:        dTLB sets, a power of two, 1..TLBRACE_MAX_SETS (default 64)
+ * @ways:        dTLB ways, 1..TLBRACE_MAX_WAYS (default 4)
+ * @replacement: TLBRACE_REPL_*
+ * @flags:       must be zero
+ *
+ * Applying a configuration drops every dTLB and dPT entry.
+ */
+struct tlbrace_config {
+	__u32 size;
+	__u32 contract;
+	__u32 sets;
+	__u32 ways;
+	__u32 replacement;
+	__u32 flags;
+};
+
+/* tlbrace_access.outcome bits */
+#define TLBRACE_OUT_HIT		(1U << 0) /* dTLB hit: no page table looked at */
+#define TLBRACE_OUT_DPT		(1U << 1) /* dTLB miss served by the dPT */
+#define TLBRACE_OUT_FAULT	(1U << 2) /* device fault: walked the CPU page tables */
+#define TLBRACE_OUT_STALE	(1U << 3) /* used a translation invalidated since its fill */
+
+#define TLBRACE_MAX_ACCESS_COUNT	(1U << 20)
+
+/**
+ * struct tlbrace_access - TLBRACE_IOC_READ, _WRITE and _CAS argument
+ * @size:     sizeof(struct tlbrace_access)
+ * @flags:    must be zero
+ * @addr:     user address of the first 64-bit word, 8-byte aligned
+ * @count:    number of words, 1..TLBRACE_MAX_ACCESS_COUNT (CAS: 1)
+ * @stride:   bytes between words, a multiple of 8 (0 for count == 1)
+ * @value:    WRITE: the value stored; CAS: the new value; READ: out, the
+ *            value of the last word read
+ * @expected: CAS: the expected value; out: the old value of the word
+ * @outcome:  out: TLBRACE_OUT_* of the last word
+ * @hits:     out: words served by a dTLB hit
+ * @faults:   out: words that needed a device fault
+ * @stale:    out: words accessed through a stale translation
+ *
+ * The device accesses memory through its dTLB; a hit uses the cached
+ * translation without looking at any page table.  A device fault that finds
+ * no mapping (or no write permission, for WRITE and CAS) fails with -EFAULT.
+ */
+struct tlbrace_access {
+	__u32 size;
+	__u32 flags;
+	__u64 addr;
+	__u32 count;
+	__u32 stride;
+	__u64 value;
+	__u64 expected;
+	__u32 outcome;
+	__u32 hits;
+	__u32 faults;
+	__u32 stale;
+};
+
+#define TLBRACE_RANGE_WRITE	(1U << 0) /* PREFETCH: fill writable translations */
+#define TLBRACE_MAX_RANGE_LEN	(1ULL << 30)
+
+/**
+ * struct tlbrace_range - TLBRACE_IOC_PREFETCH argument
+ * @size:   sizeof(struct tlbrace_range)
+ * @flags:  TLBRACE_RANGE_WRITE
+ * @addr:   page-aligned start
+ * @len:    page-aligned length, 1 page .. TLBRACE_MAX_RANGE_LEN
+ * @filled: out: pages filled into the dPT and dTLB
+ */
+struct tlbrace_range {
+	__u32 size;
+	__u32 flags;
+	__u64 addr;
+	__u64 len;
+	__u64 filled;
+};
+
+#define TLBRACE_FLUSH_DPT	(1U << 0) /* also drop every dPT entry */
+
+/**
+ * struct tlbrace_flush - TLBRACE_IOC_FLUSH argument
+ * @size:    sizeof(struct tlbrace_flush)
+ * @flags:   TLBRACE_FLUSH_DPT
+ * @flushed: out: entries dropped
+ */
+struct tlbrace_flush {
+	__u32 size;
+	__u32 flags;
+	__u64 flushed;
+};
+
+/* tlbrace_snapshot_entry.flags */
+#define TLBRACE_SNAP_DTLB	(1U << 0) /* cached in the dTLB */
+#define TLBRACE_SNAP_DPT	(1U << 1) /* present in the dPT */
+#define TLBRACE_SNAP_WRITABLE	(1U << 2)
+#define TLBRACE_SNAP_DIRTY	(1U << 3)
+#define TLBRACE_SNAP_ACCESSED	(1U << 4)
+#define TLBRACE_SNAP_STALE	(1U << 5) /* invalidated since filled */
+
+/**
+ * struct tlbrace_snapshot_entry - one translation in a snapshot
+ * @addr:     page-aligned user address
+ * @pfn:      page frame it maps (compare with /proc/self/pagemap)
+ * @fill_gen: fill generation (device-wide counter at fill time)
+ * @flags:    TLBRACE_SNAP_*
+ * @reserved: zero
+ */
+struct tlbrace_snapshot_entry {
+	__u64 addr;
+	__u64 pfn;
+	__u64 fill_gen;
+	__u32 flags;
+	__u32 reserved;
+};
+
+/**
+ * struct tlbrace_snapshot - TLBRACE_IOC_SNAPSHOT argument
+ * @size:        sizeof(struct tlbrace_snapshot)
+ * @flags:       must be zero
+ * @addr:        page-aligned start of the range
+ * @len:         page-aligned length
+ * @entries:     user pointer to an array of struct tlbrace_snapshot_entry
+ * @max_entries: its capacity
+ * @nr_entries:  out: entries written (one per page with a dTLB or dPT entry,
+ *               sorted by address; dTLB and dPT state merged)
+ */
+struct tlbrace_snapshot {
+	__u32 size;
+	__u32 flags;
+	__u64 addr;
+	__u64 len;
+	__u64 entries;
+	__u32 max_entries;
+	__u32 nr_entries;
+};
+
+/* tlbrace_stale_event.kind */
+#define TLBRACE_STALE_READ	0
+#define TLBRACE_STALE_WRITE	1
+
+/**
+ * struct tlbrace_stale_event - one stale access
+ * @addr:  user address accessed
+ * @event: the MMU_NOTIFY_* event of the invalidation the device missed
+ * @kind:  TLBRACE_STALE_READ or TLBRACE_STALE_WRITE
+ */
+struct tlbrace_stale_event {
+	__u64 addr;
+	__u32 event;
+	__u32 kind;
+};
+
+#define TLBRACE_STALE_RING	16
+
+/**
+ * struct tlbrace_stats - TLBRACE_IOC_STATS and TLBRACE_IOC_RESET_STATS
+ * @size:                sizeof(struct tlbrace_stats)
+ * @flags:               must be zero
+ * @cb_range_start:      invalidate_range_start callbacks
+ * @cb_range_end:        invalidate_range_end callbacks
+ * @cb_secondary_tlbs:   arch_invalidate_secondary_tlbs callbacks
+ * @cb_secondary_full:   ... of them covering the whole address space
+ * @cb_release:          release callbacks
+ * @cb_young:            clear_flush_young + clear_young + test_young
+ * @faults:              device faults (CPU page-table walks)
+ * @fault_retries:       faults retried because an invalidation raced
+ * @hits:                dTLB hits
+ * @misses:              dTLB misses
+ * @dpt_hits:            dTLB misses served by the dPT
+ * @evictions:           dTLB entries evicted by replacement
+ * @invalidated:         dTLB + dPT entries dropped by invalidations
+ * @full_flushes:        whole-dTLB flushes
+ * @stale_reads:         reads through a stale translation
+ * @stale_writes:        writes (and CAS) through a stale translation
+ * @ring_count:          valid entries in @ring (the last ones, oldest first)
+ * @reserved:            zero
+ * @ring:                the last stale accesses
+ *
+ * RESET_STATS returns the counters and zeroes them.
+ */
+struct tlbrace_stats {
+	__u32 size;
+	__u32 flags;
+	__u64 cb_range_start;
+	__u64 cb_range_end;
+	__u64 cb_secondary_tlbs;
+	__u64 cb_secondary_full;
+	__u64 cb_release;
+	__u64 cb_young;
+	__u64 faults;
+	__u64 fault_retries;
+	__u64 hits;
+	__u64 misses;
+	__u64 dpt_hits;
+	__u64 evictions;
+	__u64 invalidated;
+	__u64 full_flushes;
+	__u64 stale_reads;
+	__u64 stale_writes;
+	__u32 ring_count;
+	__u32 reserved;
+	struct tlbrace_stale_event ring[TLBRACE_STALE_RING];
+};
+
+#define TLBRACE_IOC_NR_CONFIG		0x01
+#define TLBRACE_IOC_NR_READ		0x02
+#define TLBRACE_IOC_NR_WRITE		0x03
+#define TLBRACE_IOC_NR_CAS		0x04
+#define TLBRACE_IOC_NR_PREFETCH		0x05
+#define TLBRACE_IOC_NR_FLUSH		0x06
+#define TLBRACE_IOC_NR_SNAPSHOT		0x07
+#define TLBRACE_IOC_NR_STATS		0x08
+#define TLBRACE_IOC_NR_RESET_STATS	0x09
+
+#define TLBRACE_IOC_CONFIG \
+	_IOWR(TLBRACE_IOC_MAGIC, TLBRACE_IOC_NR_CONFIG, struct tlbrace_config)
+#define TLBRACE_IOC_READ \
+	_IOWR(TLBRACE_IOC_MAGIC, TLBRACE_IOC_NR_READ, struct tlbrace_access)
+#define TLBRACE_IOC_WRITE \
+	_IOWR(TLBRACE_IOC_MAGIC, TLBRACE_IOC_NR_WRITE, struct tlbrace_access)
+#define TLBRACE_IOC_CAS \
+	_IOWR(TLBRACE_IOC_MAGIC, TLBRACE_IOC_NR_CAS, struct tlbrace_access)
+#define TLBRACE_IOC_PREFETCH \
+	_IOWR(TLBRACE_IOC_MAGIC, TLBRACE_IOC_NR_PREFETCH, struct tlbrace_range)
+#define TLBRACE_IOC_FLUSH \
+	_IOWR(TLBRACE_IOC_MAGIC, TLBRACE_IOC_NR_FLUSH, struct tlbrace_flush)
+#define TLBRACE_IOC_SNAPSHOT \
+	_IOWR(TLBRACE_IOC_MAGIC, TLBRACE_IOC_NR_SNAPSHOT, struct tlbrace_snapshot)
+#define TLBRACE_IOC_STATS \
+	_IOWR(TLBRACE_IOC_MAGIC, TLBRACE_IOC_NR_STATS, struct tlbrace_stats)
+#define TLBRACE_IOC_RESET_STATS \
+	_IOWR(TLBRACE_IOC_MAGIC, TLBRACE_IOC_NR_RESET_STATS, struct tlbrace_stats)
+
 #endif /* _UAPI_LINUX_TLBRACE_H */

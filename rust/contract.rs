@@ -1,0 +1,86 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Invalidation contracts: which notifier callback invalidates what.
+//!
+//! A contract is the device's promise to the core mm.  The correct ones keep
+//! every device access coherent with the CPU page tables; the broken ones
+//! exist to show what goes wrong, and when.
+
+use kernel::prelude::*;
+
+use crate::uapi;
+
+/// How the device reacts to mmu_notifier callbacks.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Contract {
+    /// Shadow page table, invalidated eagerly: `invalidate_range_start` drops
+    /// the dPT and dTLB entries of the range before the CPU page tables
+    /// change, and device faults wait until no invalidation is in progress
+    /// (the `mmu_interval_read_begin/retry` protocol).  Models GPUs with SVM,
+    /// KVM's shadow MMU and `lib/test_hmm.c`.  Correct.
+    Sync,
+    /// Shadow page table invalidated only in `invalidate_range_end`, after
+    /// the CPU page tables already changed: between the two the device keeps
+    /// using the old page (seed 001: this corrupts COW).  Broken on purpose.
+    DeferredEnd,
+    /// Shared page table: no dPT, every dTLB miss walks the CPU page tables,
+    /// and the dTLB is flushed only from `arch_invalidate_secondary_tlbs`,
+    /// next to every CPU TLB flush of the mm.  Models an IOMMU doing SVA
+    /// (Intel VT-d, AMD IOMMUv2, Arm SMMUv3 with BTM off).  Correct.
+    Sva,
+    /// Never invalidates: the negative control, stale by construction.
+    None,
+}
+
+/// The callbacks that can invalidate device translations.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Hook {
+    RangeStart,
+    RangeEnd,
+    SecondaryTlbs,
+}
+
+impl Contract {
+    /// Parses the uapi value.  `TLBRACE_CONTRACT_BATCHED` is reserved for the
+    /// pending-flush trackers and not available yet.
+    pub(crate) fn from_uapi(v: u32) -> Result<Self> {
+        match v {
+            uapi::TLBRACE_CONTRACT_SYNC => Ok(Self::Sync),
+            uapi::TLBRACE_CONTRACT_DEFERRED_END => Ok(Self::DeferredEnd),
+            uapi::TLBRACE_CONTRACT_SVA => Ok(Self::Sva),
+            uapi::TLBRACE_CONTRACT_NONE => Ok(Self::None),
+            uapi::TLBRACE_CONTRACT_BATCHED => Err(EOPNOTSUPP),
+            _ => Err(EINVAL),
+        }
+    }
+
+    /// The uapi value.
+    pub(crate) fn to_uapi(self) -> u32 {
+        match self {
+            Self::Sync => uapi::TLBRACE_CONTRACT_SYNC,
+            Self::DeferredEnd => uapi::TLBRACE_CONTRACT_DEFERRED_END,
+            Self::Sva => uapi::TLBRACE_CONTRACT_SVA,
+            Self::None => uapi::TLBRACE_CONTRACT_NONE,
+        }
+    }
+
+    /// Whether the callback `hook` invalidates the device's translations.
+    pub(crate) fn invalidates_at(self, hook: Hook) -> bool {
+        matches!(
+            (self, hook),
+            (Self::Sync, Hook::RangeStart)
+                | (Self::DeferredEnd, Hook::RangeEnd)
+                | (Self::Sva, Hook::SecondaryTlbs)
+        )
+    }
+
+    /// Whether device faults fill a dPT (shadow page table) or only the dTLB.
+    pub(crate) fn has_dpt(self) -> bool {
+        self != Self::Sva
+    }
+
+    /// Whether device faults wait for invalidations in progress.
+    pub(crate) fn faults_wait_for_invalidations(self) -> bool {
+        self == Self::Sync
+    }
+}

@@ -1,0 +1,224 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The fake device: its MMU state (dPT, dTLB, staleness truth) and its
+//! reaction to mmu_notifier callbacks under the selected contract.
+//!
+//! Lock order (outermost first):
+//!  1. mmap lock of the mm (device faults only, never held with 2.)
+//!  2. the PT lock and other mm locks the core holds around callbacks
+//!  3. `Device::mmu` (a spinlock: `arch_invalidate_secondary_tlbs` runs under
+//!     the PT lock and must not sleep)
+//!  4. `Stats::ring`
+
+use kernel::{
+    new_condvar, new_spinlock,
+    prelude::*,
+    sync::{Arc, CondVar, SpinLock},
+};
+
+use crate::{
+    contract::{Contract, Hook},
+    dpt::Dpt,
+    dtlb::{Displaced, Dtlb, Geometry},
+    mmu_notifier::{MmuNotifier, Range},
+    staleness::{Mark, Truth},
+    stats::{Counter, Stats},
+    translation::{Translation, Vpn},
+};
+
+/// Converts a byte range to a range of virtual page numbers, rounding out.
+pub(crate) fn vpn_range(start: usize, end: usize) -> (Vpn, Vpn) {
+    use kernel::page::{PAGE_SHIFT, PAGE_SIZE};
+    (start >> PAGE_SHIFT, end.div_ceil(PAGE_SIZE))
+}
+
+/// The device's translation state, under `Device::mmu`.
+pub(crate) struct Mmu {
+    pub(crate) contract: Contract,
+    pub(crate) dtlb: Dtlb,
+    pub(crate) dpt: Dpt,
+    /// Bumped whenever the device processes an invalidation: a fault whose
+    /// CPU walk overlapped one is retried.
+    pub(crate) inval_seq: u64,
+    /// Fill counter; its value at fill time is a translation's `fill_gen`.
+    pub(crate) fill_gen: u64,
+    pub(crate) truth: Truth,
+    /// The address space is gone (`release`): no more translations.
+    pub(crate) released: bool,
+}
+
+impl Mmu {
+    /// Drops the dPT and dTLB entries of `[start, end)`.
+    fn invalidate(&mut self, start: Vpn, end: Vpn, stats: &Stats) {
+        self.inval_seq += 1;
+        let n = self.dtlb.invalidate(start, end) + self.dpt.invalidate(start, end);
+        stats.add(Counter::Invalidated, n as u64);
+    }
+
+    /// Drops every dTLB entry (and the dPT too if `dpt`).
+    pub(crate) fn flush(&mut self, dpt: bool, stats: &Stats) -> usize {
+        self.inval_seq += 1;
+        stats.inc(Counter::FullFlushes);
+        let mut n = self.dtlb.flush();
+        if dpt {
+            n += self.dpt.clear();
+        }
+        n
+    }
+
+    /// Applies a staleness mark to the cached translations it covers.
+    fn apply(dtlb: &mut Dtlb, dpt: &mut Dpt, m: &Mark) {
+        let mut doom = |_: Vpn, t: &mut Translation| {
+            t.stale.get_or_insert(m.event);
+        };
+        dtlb.for_each_in(m.start, m.end, &mut doom);
+        dpt.for_each_in(m.start, m.end, &mut doom);
+    }
+
+    /// Caches a translation in the dTLB, counting evictions.
+    pub(crate) fn fill_dtlb(&mut self, vpn: Vpn, t: Translation, stats: &Stats) {
+        if let Displaced::Evicted = self.dtlb.insert(vpn, t) {
+            stats.inc(Counter::Evictions);
+        }
+    }
+}
+
+/// One device, attached to the mm of the process that opened it.
+#[pin_data]
+pub(crate) struct Device {
+    #[pin]
+    pub(crate) mmu: SpinLock<Mmu>,
+    /// Signalled when no invalidation is in progress any more, and on release.
+    #[pin]
+    pub(crate) idle: CondVar,
+    #[pin]
+    pub(crate) stats: Stats,
+}
+
+impl Device {
+    /// A device with the default contract (`sync`) and geometry.
+    pub(crate) fn new() -> Result<impl PinInit<Self, Error>> {
+        let dtlb = Dtlb::new(Geometry::DEFAULT)?;
+        Ok(try_pin_init!(Self {
+            mmu <- new_spinlock!(Mmu {
+                contract: Contract::Sync,
+                dtlb,
+                dpt: Dpt::new(),
+                inval_seq: 0,
+                fill_gen: 0,
+                truth: Truth::new(),
+                released: false,
+            }),
+            idle <- new_condvar!(),
+            stats <- Stats::new(),
+        }? Error))
+    }
+
+    /// Applies a new contract and geometry; drops every translation.
+    pub(crate) fn configure(&self, contract: Contract, geo: Geometry) -> Result {
+        let dtlb = Dtlb::new(geo)?;
+        let mut mmu = self.mmu.lock();
+        mmu.flush(true, &self.stats);
+        mmu.contract = contract;
+        // The old dTLB is dropped here, with the lock held: it is empty.
+        mmu.dtlb = dtlb;
+        Ok(())
+    }
+}
+
+// The device registers twice (see `mmu_notifier::Callbacks`), each registration
+// holding a reference to it.
+impl MmuNotifier for Arc<Device> {
+    fn invalidate_range_start(&self, range: &Range<'_>) -> Result {
+        self.stats.inc(Counter::RangeStart);
+        let (start, end) = vpn_range(range.start(), range.end());
+        let mut mmu = self.mmu.lock();
+        mmu.truth.begin(start, end, range.event());
+        if mmu.contract.invalidates_at(Hook::RangeStart) {
+            mmu.invalidate(start, end, &self.stats);
+        }
+        Ok(())
+    }
+
+    fn invalidate_range_end(&self, range: &Range<'_>) {
+        self.stats.inc(Counter::RangeEnd);
+        let (start, end) = vpn_range(range.start(), range.end());
+        let mut mmu = self.mmu.lock();
+        if mmu.contract.invalidates_at(Hook::RangeEnd) {
+            mmu.invalidate(start, end, &self.stats);
+        }
+        let Mmu {
+            truth, dtlb, dpt, ..
+        } = &mut *mmu;
+        let mark = truth.end(start, end, range.event());
+        Mmu::apply(dtlb, dpt, &mark);
+        let idle = mmu.truth.in_progress() == 0;
+        drop(mmu);
+        if idle {
+            self.idle.notify_all();
+        }
+    }
+
+    fn arch_invalidate_secondary_tlbs(&self, start: usize, end: usize) {
+        self.stats.inc(Counter::SecondaryTlbs);
+        let full = start == 0 && end == usize::MAX;
+        if full {
+            self.stats.inc(Counter::SecondaryFull);
+        }
+        let (start, end) = vpn_range(start, end);
+        let mut mmu = self.mmu.lock();
+        if mmu.contract.invalidates_at(Hook::SecondaryTlbs) {
+            if full {
+                mmu.flush(false, &self.stats);
+            } else {
+                mmu.inval_seq += 1;
+                let n = mmu.dtlb.invalidate(start, end);
+                self.stats.add(Counter::Invalidated, n as u64);
+            }
+        }
+        let Mmu {
+            truth, dtlb, dpt, ..
+        } = &mut *mmu;
+        truth.cpu_flush(start, end, |m| Mmu::apply(dtlb, dpt, m));
+    }
+
+    fn release(&self) {
+        self.stats.inc(Counter::Release);
+        let mut mmu = self.mmu.lock();
+        mmu.released = true;
+        mmu.flush(true, &self.stats);
+        drop(mmu);
+        self.idle.notify_all();
+    }
+
+    fn clear_flush_young(&self, start: usize, end: usize) -> bool {
+        self.age(start, end, true)
+    }
+
+    fn clear_young(&self, start: usize, end: usize) -> bool {
+        self.age(start, end, true)
+    }
+
+    fn test_young(&self, address: usize) -> bool {
+        self.age(address, address + 1, false)
+    }
+}
+
+impl Device {
+    /// Reports (and clears, if `clear`) the accessed bits of `[start, end)`.
+    fn age(&self, start: usize, end: usize, clear: bool) -> bool {
+        self.stats.inc(Counter::Young);
+        let (start, end) = vpn_range(start, end);
+        let mut young = false;
+        let mut mmu = self.mmu.lock();
+        let mut f = |_: Vpn, t: &mut Translation| {
+            young |= t.accessed;
+            if clear {
+                t.accessed = false;
+            }
+        };
+        mmu.dtlb.for_each_in(start, end, &mut f);
+        mmu.dpt.for_each_in(start, end, &mut f);
+        young
+    }
+}

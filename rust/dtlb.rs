@@ -1,0 +1,165 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The device TLB: a set-associative cache of translations.
+//!
+//! On a hit the device uses the cached translation without looking at any
+//! page table; that is what makes a missed invalidation observable.  The set
+//! of a page is `vpn % sets`; within a set, the replacement policy picks the
+//! victim.  Callers hold the device's MMU lock.
+
+use kernel::{alloc::KVVec, prelude::*};
+
+use crate::translation::{Translation, Vpn};
+
+/// How a full set chooses its victim.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Replacement {
+    /// Least recently used.
+    Lru,
+    /// First in, first out.
+    Fifo,
+}
+
+/// dTLB dimensions and policy.
+#[derive(Clone, Copy)]
+pub(crate) struct Geometry {
+    pub(crate) sets: usize,
+    pub(crate) ways: usize,
+    pub(crate) replacement: Replacement,
+}
+
+impl Geometry {
+    /// 64 sets of 4 ways, LRU: a small IOTLB.
+    pub(crate) const DEFAULT: Self = Self {
+        sets: 64,
+        ways: 4,
+        replacement: Replacement::Lru,
+    };
+}
+
+struct Slot {
+    vpn: Vpn,
+    stamp: u64,
+    t: Translation,
+}
+
+/// What an insertion displaced.
+pub(crate) enum Displaced {
+    /// A free way was used.
+    Nothing,
+    /// The page was cached already; its old translation was replaced.
+    Replaced,
+    /// Another page's translation was evicted.
+    Evicted,
+}
+
+/// The device TLB.
+pub(crate) struct Dtlb {
+    geo: Geometry,
+    slots: KVVec<Option<Slot>>,
+    clock: u64,
+}
+
+impl Dtlb {
+    /// An empty dTLB of the given geometry.
+    pub(crate) fn new(geo: Geometry) -> Result<Self> {
+        let n = geo.sets.checked_mul(geo.ways).ok_or(EINVAL)?;
+        let mut slots = KVVec::with_capacity(n, GFP_KERNEL)?;
+        for _ in 0..n {
+            slots.push(None, GFP_KERNEL)?;
+        }
+        Ok(Self {
+            geo,
+            slots,
+            clock: 0,
+        })
+    }
+
+    fn set(&mut self, vpn: Vpn) -> &mut [Option<Slot>] {
+        let first = (vpn % self.geo.sets) * self.geo.ways;
+        &mut self.slots[first..first + self.geo.ways]
+    }
+
+    fn tick(&mut self) -> u64 {
+        self.clock += 1;
+        self.clock
+    }
+
+    /// Looks `vpn` up; a hit refreshes its LRU age.
+    pub(crate) fn lookup(&mut self, vpn: Vpn) -> Option<&mut Translation> {
+        let now = self.tick();
+        let lru = self.geo.replacement == Replacement::Lru;
+        let slot = self.set(vpn).iter_mut().flatten().find(|s| s.vpn == vpn)?;
+        if lru {
+            slot.stamp = now;
+        }
+        Some(&mut slot.t)
+    }
+
+    /// Looks `vpn` up without touching replacement state.
+    pub(crate) fn peek(&self, vpn: Vpn) -> Option<&Translation> {
+        let first = (vpn % self.geo.sets) * self.geo.ways;
+        self.slots[first..first + self.geo.ways]
+            .iter()
+            .flatten()
+            .find(|s| s.vpn == vpn)
+            .map(|s| &s.t)
+    }
+
+    /// Caches `t` for `vpn`.
+    pub(crate) fn insert(&mut self, vpn: Vpn, t: Translation) -> Displaced {
+        let stamp = self.tick();
+        let set = self.set(vpn);
+        let new = Some(Slot { vpn, stamp, t });
+        if let Some(s) = set
+            .iter_mut()
+            .find(|s| matches!(s, Some(s) if s.vpn == vpn))
+        {
+            *s = new;
+            return Displaced::Replaced;
+        }
+        if let Some(s) = set.iter_mut().find(|s| s.is_none()) {
+            *s = new;
+            return Displaced::Nothing;
+        }
+        // Full set: the oldest stamp is the LRU (or FIFO) victim.
+        if let Some(victim) = set
+            .iter_mut()
+            .min_by_key(|s| s.as_ref().map_or(0, |s| s.stamp))
+        {
+            *victim = new;
+        }
+        Displaced::Evicted
+    }
+
+    /// Calls `f` on every cached translation of `[start, end)`.
+    pub(crate) fn for_each_in(
+        &mut self,
+        start: Vpn,
+        end: Vpn,
+        mut f: impl FnMut(Vpn, &mut Translation),
+    ) {
+        for s in self.slots.iter_mut().flatten() {
+            if (start..end).contains(&s.vpn) {
+                f(s.vpn, &mut s.t);
+            }
+        }
+    }
+
+    /// Drops the translations of `[start, end)`; returns how many.
+    pub(crate) fn invalidate(&mut self, start: Vpn, end: Vpn) -> usize {
+        let mut n = 0;
+        for s in self.slots.iter_mut() {
+            if matches!(s, Some(slot) if (start..end).contains(&slot.vpn)) {
+                *s = None;
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Drops every translation; returns how many.
+    pub(crate) fn flush(&mut self) -> usize {
+        self.invalidate(0, Vpn::MAX)
+    }
+}

@@ -1,0 +1,241 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The device engine: memory accesses through the dTLB, and device faults.
+//!
+//! An access looks up the dTLB; on a hit it uses the cached translation
+//! without looking at any page table, and the access itself happens under
+//! the MMU lock, so an invalidation either completes before it (and the
+//! access misses) or after it.  A miss consults the dPT; a dPT miss is a
+//! device fault, which walks the CPU page tables with GUP (mmap read lock,
+//! MMU lock not held) and inserts the result only if no invalidation raced
+//! with the walk: the `mmu_interval_read_begin/retry` protocol of
+//! `lib/test_hmm.c`, with bounded waits and retries.
+
+use kernel::{
+    mm::MmWithUser,
+    page::{PAGE_SHIFT, PAGE_SIZE},
+    prelude::*,
+    rbtree::RBTreeNodeReservation,
+    sync::{Arc, CondVarTimeoutResult},
+    time::msecs_to_jiffies,
+};
+
+use crate::{
+    device::{Device, Mmu},
+    stats::Counter,
+    translation::{Translation, Vpn},
+    uapi,
+    user_page::UserPage,
+};
+
+/// Device faults attempted per access before giving up with `EAGAIN`.
+const MAX_FAULT_RETRIES: usize = 16;
+/// How long a fault waits for an invalidation in progress, per attempt.
+const FAULT_WAIT_MS: u32 = 1000;
+
+/// One device memory operation on an aligned 64-bit word.
+#[derive(Clone, Copy)]
+pub(crate) enum Op {
+    Read,
+    Write(u64),
+    Cas { expected: u64, new: u64 },
+}
+
+impl Op {
+    fn writes(self) -> bool {
+        !matches!(self, Op::Read)
+    }
+}
+
+/// The result of one access.
+pub(crate) struct Access {
+    /// READ: the value read; WRITE: the value written; CAS: the old value.
+    pub(crate) value: u64,
+    /// `TLBRACE_OUT_*`.
+    pub(crate) outcome: u32,
+}
+
+impl Device {
+    /// Performs `op` at user address `addr` (8-byte aligned) of `mm`.
+    pub(crate) fn access(&self, mm: &MmWithUser, addr: usize, op: Op) -> Result<Access> {
+        let vpn = addr >> PAGE_SHIFT;
+        let offset = addr & (PAGE_SIZE - 1);
+        let write = op.writes();
+        let mut outcome = 0;
+        for _ in 0..MAX_FAULT_RETRIES {
+            {
+                let mut mmu = self.mmu.lock();
+                if mmu.released {
+                    return Err(ESRCH);
+                }
+                let hit = matches!(mmu.dtlb.peek(vpn), Some(t) if t.permits(write));
+                // After a device fault the access uses the entry the fault
+                // just filled: it counts as the fault, not as a hit.
+                let first = outcome & uapi::TLBRACE_OUT_FAULT == 0;
+                if hit && first {
+                    self.stats.inc(Counter::Hits);
+                    outcome |= uapi::TLBRACE_OUT_HIT;
+                } else if !hit {
+                    if first {
+                        self.stats.inc(Counter::Misses);
+                    }
+                    // A dTLB miss walks the dPT (shadow page table contracts).
+                    let from_dpt = match mmu.dpt.get(vpn) {
+                        Some(t) if t.permits(write) => Some(t.clone()),
+                        _ => None,
+                    };
+                    if let Some(t) = from_dpt {
+                        self.stats.inc(Counter::DptHits);
+                        outcome |= uapi::TLBRACE_OUT_DPT;
+                        mmu.fill_dtlb(vpn, t, &self.stats);
+                    }
+                }
+                if let Some(t) = mmu.dtlb.lookup(vpn).filter(|t| t.permits(write)) {
+                    let value = match op {
+                        Op::Read => t.page.load(offset),
+                        Op::Write(v) => {
+                            t.page.store(offset, v);
+                            v
+                        }
+                        Op::Cas { expected, new } => t.page.compare_exchange(offset, expected, new),
+                    };
+                    t.accessed = true;
+                    t.dirty |= write;
+                    if let Some(event) = t.stale {
+                        outcome |= uapi::TLBRACE_OUT_STALE;
+                        self.stats.stale(addr, event, write);
+                    }
+                    return Ok(Access { value, outcome });
+                }
+            }
+            outcome |= uapi::TLBRACE_OUT_FAULT;
+            self.fault(mm, vpn, write)?;
+        }
+        Err(EAGAIN)
+    }
+
+    /// Device fault: walks the CPU page tables for `vpn` and fills the dPT
+    /// (if the contract has one) and the dTLB.
+    pub(crate) fn fault(&self, mm: &MmWithUser, vpn: Vpn, write: bool) -> Result {
+        for _ in 0..MAX_FAULT_RETRIES {
+            let (seq, truth_seq, has_dpt) = {
+                let mut mmu = self.mmu.lock();
+                if mmu.released {
+                    return Err(ESRCH);
+                }
+                if mmu.contract.faults_wait_for_invalidations() && mmu.truth.in_progress() > 0 {
+                    self.stats.inc(Counter::FaultRetries);
+                    let wait = msecs_to_jiffies(FAULT_WAIT_MS);
+                    if let CondVarTimeoutResult::Signal { .. } =
+                        self.idle.wait_interruptible_timeout(&mut mmu, wait)
+                    {
+                        return Err(EINTR);
+                    }
+                    continue;
+                }
+                (mmu.inval_seq, mmu.truth.seq(), mmu.contract.has_dpt())
+            };
+
+            self.stats.inc(Counter::Faults);
+            let page = Arc::new(UserPage::get(mm, vpn << PAGE_SHIFT, write)?, GFP_KERNEL)?;
+            let node = if has_dpt {
+                Some(RBTreeNodeReservation::new(GFP_KERNEL)?)
+            } else {
+                None
+            };
+
+            let mut mmu = self.mmu.lock();
+            if mmu.released {
+                return Err(ESRCH);
+            }
+            if mmu.inval_seq != seq || mmu.contract.has_dpt() != has_dpt {
+                // An invalidation (or a reconfiguration) raced with the walk.
+                self.stats.inc(Counter::FaultRetries);
+                continue;
+            }
+            mmu.fill_gen += 1;
+            let t = Translation {
+                page,
+                writable: write,
+                dirty: false,
+                accessed: false,
+                fill_gen: mmu.fill_gen,
+                stale: mmu.truth.marked_since(truth_seq, vpn),
+            };
+            if let Some(node) = node {
+                mmu.dpt.insert(node.into_node(vpn, t.clone()));
+            }
+            mmu.fill_dtlb(vpn, t, &self.stats);
+            return Ok(());
+        }
+        Err(EAGAIN)
+    }
+
+    /// Fills the translations of `[start, end)`; returns how many pages.
+    pub(crate) fn prefetch(
+        &self,
+        mm: &MmWithUser,
+        start: Vpn,
+        end: Vpn,
+        write: bool,
+    ) -> Result<u64> {
+        for vpn in start..end {
+            self.fault(mm, vpn, write)?;
+        }
+        Ok((end - start) as u64)
+    }
+
+    /// Writes the dTLB and dPT entries of `[start, end)`, merged and in
+    /// address order, into `out`, up to its capacity (allocated beforehand:
+    /// nothing is allocated under the MMU lock).
+    pub(crate) fn snapshot(
+        &self,
+        start: Vpn,
+        end: Vpn,
+        out: &mut KVec<uapi::tlbrace_snapshot_entry>,
+    ) {
+        let entry = |vpn: Vpn, t: &Translation, flags: u32| uapi::tlbrace_snapshot_entry {
+            addr: (vpn << PAGE_SHIFT) as u64,
+            pfn: t.page.pfn(),
+            fill_gen: t.fill_gen,
+            flags: flags
+                | if t.writable {
+                    uapi::TLBRACE_SNAP_WRITABLE
+                } else {
+                    0
+                }
+                | if t.dirty { uapi::TLBRACE_SNAP_DIRTY } else { 0 }
+                | if t.accessed {
+                    uapi::TLBRACE_SNAP_ACCESSED
+                } else {
+                    0
+                }
+                | if t.stale.is_some() {
+                    uapi::TLBRACE_SNAP_STALE
+                } else {
+                    0
+                },
+            reserved: 0,
+        };
+        let mut mmu = self.mmu.lock();
+        let Mmu { dtlb, dpt, .. } = &mut *mmu;
+        // dPT entries, each merged with its dTLB entry (the one the device
+        // would use), then dTLB-only entries (`sva`, or dropped from the dPT).
+        for (vpn, t) in dpt.iter_in(start, end) {
+            let e = match dtlb.peek(vpn) {
+                Some(d) => entry(vpn, d, uapi::TLBRACE_SNAP_DPT | uapi::TLBRACE_SNAP_DTLB),
+                None => entry(vpn, t, uapi::TLBRACE_SNAP_DPT),
+            };
+            if out.push_within_capacity(e).is_err() {
+                break;
+            }
+        }
+        dtlb.for_each_in(start, end, |vpn, t| {
+            if dpt.get(vpn).is_none() {
+                let _ = out.push_within_capacity(entry(vpn, t, uapi::TLBRACE_SNAP_DTLB));
+            }
+        });
+        drop(mmu);
+        out.sort_unstable_by_key(|e| e.addr);
+    }
+}

@@ -1,0 +1,132 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The staleness detector: the ground truth of which translations the core
+//! mm has invalidated, kept independently of the device's contract.
+//!
+//! A translation of page `v` becomes stale once the CPU page-table entry it
+//! was derived from may have changed and the CPU stopped using it:
+//!
+//! - when a CPU TLB flush covering `v` (`arch_invalidate_secondary_tlbs`)
+//!   happens while an invalidation covering `v` is in progress, or
+//! - at the latest when that invalidation ends (`invalidate_range_end`).
+//!
+//! Each such moment is a *mark*; the device applies it to its cached
+//! translations, and any later use of a marked translation is a stale access.
+//! A fill whose CPU walk raced with a mark is marked on insertion, using the
+//! ring of recent marks.  Callers hold the device's MMU lock.
+
+use crate::{mmu_notifier::Event, translation::Vpn};
+
+/// Invalidations tracked at once; more (many threads invalidating one mm
+/// concurrently) are still counted and covered by the mark at their end.
+const MAX_OPEN: usize = 64;
+/// Recent marks kept to judge fills that raced with them.
+const RECENT: usize = 32;
+
+#[derive(Clone, Copy)]
+struct Open {
+    start: Vpn,
+    end: Vpn,
+    event: Event,
+}
+
+/// A range whose translations became stale.
+#[derive(Clone, Copy)]
+pub(crate) struct Mark {
+    seq: u64,
+    pub(crate) start: Vpn,
+    pub(crate) end: Vpn,
+    pub(crate) event: Event,
+}
+
+/// Invalidations in progress and the recent marks.
+pub(crate) struct Truth {
+    open: [Option<Open>; MAX_OPEN],
+    untracked: usize,
+    seq: u64,
+    recent: [Option<Mark>; RECENT],
+}
+
+impl Truth {
+    pub(crate) const fn new() -> Self {
+        Self {
+            open: [None; MAX_OPEN],
+            untracked: 0,
+            seq: 0,
+            recent: [None; RECENT],
+        }
+    }
+
+    /// Number of invalidations in progress.
+    pub(crate) fn in_progress(&self) -> usize {
+        self.open.iter().flatten().count() + self.untracked
+    }
+
+    /// The mark sequence, to be compared by [`Truth::marked_since`].
+    pub(crate) fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// `invalidate_range_start` of `[start, end)`.
+    pub(crate) fn begin(&mut self, start: Vpn, end: Vpn, event: Event) {
+        match self.open.iter_mut().find(|o| o.is_none()) {
+            Some(slot) => *slot = Some(Open { start, end, event }),
+            None => self.untracked += 1,
+        }
+    }
+
+    fn mark(&mut self, start: Vpn, end: Vpn, event: Event) -> Mark {
+        self.seq += 1;
+        let m = Mark {
+            seq: self.seq,
+            start,
+            end,
+            event,
+        };
+        self.recent[(self.seq as usize) % RECENT] = Some(m);
+        m
+    }
+
+    /// `invalidate_range_end` of `[start, end)`: returns its mark.
+    pub(crate) fn end(&mut self, start: Vpn, end: Vpn, event: Event) -> Mark {
+        let slot = self
+            .open
+            .iter_mut()
+            .find(|o| matches!(o, Some(o) if o.start == start && o.end == end && o.event == event));
+        match slot {
+            Some(slot) => *slot = None,
+            None => self.untracked = self.untracked.saturating_sub(1),
+        }
+        self.mark(start, end, event)
+    }
+
+    /// A CPU TLB flush of `[start, end)`: marks its intersection with every
+    /// invalidation in progress, and calls `f` on each mark.
+    pub(crate) fn cpu_flush(&mut self, start: Vpn, end: Vpn, mut f: impl FnMut(&Mark)) {
+        for i in 0..MAX_OPEN {
+            let Some(o) = self.open[i] else { continue };
+            let (s, e) = (start.max(o.start), end.min(o.end));
+            if s < e {
+                let m = self.mark(s, e, o.event);
+                f(&m);
+            }
+        }
+    }
+
+    /// Whether `vpn` was marked after mark sequence `since`; returns the
+    /// event.  If the ring no longer reaches back that far, assumes it was
+    /// (only broken contracts fill across marks: correct ones retry).
+    pub(crate) fn marked_since(&self, since: u64, vpn: Vpn) -> Option<Event> {
+        if self.seq == since {
+            return None;
+        }
+        if self.seq - since > RECENT as u64 {
+            return Some(Event::Clear);
+        }
+        self.recent
+            .iter()
+            .flatten()
+            .find(|m| m.seq > since && (m.start..m.end).contains(&vpn))
+            .map(|m| m.event)
+    }
+}

@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Small wrappers around the /dev/tlbrace ioctls, shared by the selftests.
+ * Each returns 0 or a positive errno, so a test can assert the exact error.
+ */
+#ifndef TLBRACE_LIB_H
+#define TLBRACE_LIB_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <linux/tlbrace.h>
+
+#define PAGE 4096UL
+
+static inline int tlbrace_err(int ret)
+{
+	return ret ? errno : 0;
+}
+
+static inline int tlbrace_open(void)
+{
+	return open("/dev/" TLBRACE_DEVICE_NAME, O_RDWR | O_CLOEXEC);
+}
+
+static inline int tlbrace_config(int fd, __u32 contract, __u32 sets, __u32 ways, __u32 repl)
+{
+	struct tlbrace_config c = {
+		.size = sizeof(c), .contract = contract,
+		.sets = sets, .ways = ways, .replacement = repl,
+	};
+
+	return tlbrace_err(ioctl(fd, TLBRACE_IOC_CONFIG, &c));
+}
+
+static inline int tlbrace_access(int fd, unsigned long cmd, struct tlbrace_access *a)
+{
+	a->size = sizeof(*a);
+	return tlbrace_err(ioctl(fd, cmd, a));
+}
+
+/* One device read of the word at p; *outcome gets TLBRACE_OUT_*. */
+static inline int dev_read(int fd, const volatile void *p, __u64 *val, __u32 *outcome)
+{
+	struct tlbrace_access a = { .addr = (uintptr_t)p, .count = 1 };
+	int err = tlbrace_access(fd, TLBRACE_IOC_READ, &a);
+
+	if (!err) {
+		*val = a.value;
+		if (outcome)
+			*outcome = a.outcome;
+	}
+	return err;
+}
+
+static inline int dev_write(int fd, volatile void *p, __u64 val, __u32 *outcome)
+{
+	struct tlbrace_access a = { .addr = (uintptr_t)p, .count = 1, .value = val };
+	int err = tlbrace_access(fd, TLBRACE_IOC_WRITE, &a);
+
+	if (!err && outcome)
+		*outcome = a.outcome;
+	return err;
+}
+
+static inline int dev_cas(int fd, volatile void *p, __u64 expected, __u64 new, __u64 *old)
+{
+	struct tlbrace_access a = {
+		.addr = (uintptr_t)p, .count = 1, .value = new, .expected = expected,
+	};
+	int err = tlbrace_access(fd, TLBRACE_IOC_CAS, &a);
+
+	if (!err)
+		*old = a.expected;
+	return err;
+}
+
+static inline int dev_prefetch(int fd, void *p, size_t len, int write)
+{
+	struct tlbrace_range r = {
+		.size = sizeof(r), .addr = (uintptr_t)p, .len = len,
+		.flags = write ? TLBRACE_RANGE_WRITE : 0,
+	};
+
+	return tlbrace_err(ioctl(fd, TLBRACE_IOC_PREFETCH, &r));
+}
+
+static inline int dev_flush(int fd, __u32 flags)
+{
+	struct tlbrace_flush f = { .size = sizeof(f), .flags = flags };
+
+	return tlbrace_err(ioctl(fd, TLBRACE_IOC_FLUSH, &f));
+}
+
+static inline int dev_stats(int fd, struct tlbrace_stats *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->size = sizeof(*s);
+	return tlbrace_err(ioctl(fd, TLBRACE_IOC_STATS, s));
+}
+
+static inline int dev_reset_stats(int fd)
+{
+	struct tlbrace_stats s = { .size = sizeof(s) };
+
+	return tlbrace_err(ioctl(fd, TLBRACE_IOC_RESET_STATS, &s));
+}
+
+static inline __u64 dev_stale(int fd)
+{
+	struct tlbrace_stats s;
+
+	if (dev_stats(fd, &s))
+		return ~0ULL;
+	return s.stale_reads + s.stale_writes;
+}
+
+/* Snapshot of the single page at p; returns 0 with e->flags == 0 if absent. */
+static inline int dev_snapshot_page(int fd, void *p, struct tlbrace_snapshot_entry *e)
+{
+	struct tlbrace_snapshot s = {
+		.size = sizeof(s), .addr = (uintptr_t)p, .len = PAGE,
+		.entries = (uintptr_t)e, .max_entries = 1,
+	};
+	int err;
+
+	memset(e, 0, sizeof(*e));
+	err = tlbrace_err(ioctl(fd, TLBRACE_IOC_SNAPSHOT, &s));
+	if (!err && s.nr_entries == 0)
+		memset(e, 0, sizeof(*e));
+	return err;
+}
+
+/* The PFN the CPU maps at p, from /proc/self/pagemap (0 if not present). */
+static inline __u64 cpu_pfn(const void *p)
+{
+	__u64 ent = 0;
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+
+	if (fd < 0)
+		return 0;
+	if (pread(fd, &ent, sizeof(ent), ((uintptr_t)p / PAGE) * 8) != sizeof(ent))
+		ent = 0;
+	close(fd);
+	return (ent & (1ULL << 63)) ? (ent & ((1ULL << 55) - 1)) : 0;
+}
+
+#endif /* TLBRACE_LIB_H */
