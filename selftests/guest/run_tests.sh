@@ -40,5 +40,6 @@ teardown() {
 
 suite setup setup
 suite tlbrace_basic ./tlbrace_basic
+suite tlbrace_coherence ./tlbrace_coherence
 suite hmm-tests ./hmm-tests
 suite teardown teardown
