@@ -84,3 +84,14 @@ impl Contract {
         self == Self::Sync
     }
 }
+
+impl core::fmt::Display for Contract {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Self::Sync => "sync",
+            Self::DeferredEnd => "deferred-end",
+            Self::Sva => "sva",
+            Self::None => "none",
+        })
+    }
+}

@@ -11,9 +11,10 @@
 //!  4. `Stats::ring`
 
 use kernel::{
-    new_condvar, new_spinlock,
+    new_condvar, new_spinlock, new_work,
     prelude::*,
     sync::{Arc, CondVar, SpinLock},
+    workqueue::Work,
 };
 
 use crate::{
@@ -24,6 +25,7 @@ use crate::{
     staleness::{Mark, Truth},
     stats::{Counter, Stats},
     translation::{Translation, Vpn},
+    worker::Worker,
 };
 
 /// Converts a byte range to a range of virtual page numbers, rounding out.
@@ -93,6 +95,11 @@ pub(crate) struct Device {
     pub(crate) idle: CondVar,
     #[pin]
     pub(crate) stats: Stats,
+    /// The asynchronous engine, and its work item.
+    #[pin]
+    pub(crate) worker: Worker,
+    #[pin]
+    pub(crate) work: Work<Device>,
 }
 
 impl Device {
@@ -111,7 +118,15 @@ impl Device {
             }),
             idle <- new_condvar!(),
             stats <- Stats::new(),
+            worker <- Worker::new(),
+            work <- new_work!("tlbrace::Device::work"),
         }? Error))
+    }
+
+    /// The current contract and dTLB geometry.
+    pub(crate) fn config(&self) -> (Contract, Geometry) {
+        let mmu = self.mmu.lock();
+        (mmu.contract, mmu.dtlb.geometry())
     }
 
     /// Applies a new contract and geometry; drops every translation.

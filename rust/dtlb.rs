@@ -20,6 +20,15 @@ pub(crate) enum Replacement {
     Fifo,
 }
 
+impl core::fmt::Display for Replacement {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Self::Lru => "lru",
+            Self::Fifo => "fifo",
+        })
+    }
+}
+
 /// dTLB dimensions and policy.
 #[derive(Clone, Copy)]
 pub(crate) struct Geometry {
@@ -37,10 +46,10 @@ impl Geometry {
     };
 }
 
-struct Slot {
+struct Slot<T> {
     vpn: Vpn,
     stamp: u64,
-    t: Translation,
+    t: T,
 }
 
 /// What an insertion displaced.
@@ -53,14 +62,15 @@ pub(crate) enum Displaced {
     Evicted,
 }
 
-/// The device TLB.
-pub(crate) struct Dtlb {
+/// The device TLB, caching a `T` per page (a [`Translation`]; the unit tests
+/// use plain numbers).
+pub(crate) struct Dtlb<T = Translation> {
     geo: Geometry,
-    slots: KVVec<Option<Slot>>,
+    slots: KVVec<Option<Slot<T>>>,
     clock: u64,
 }
 
-impl Dtlb {
+impl<T> Dtlb<T> {
     /// An empty dTLB of the given geometry.
     pub(crate) fn new(geo: Geometry) -> Result<Self> {
         let n = geo.sets.checked_mul(geo.ways).ok_or(EINVAL)?;
@@ -75,7 +85,12 @@ impl Dtlb {
         })
     }
 
-    fn set(&mut self, vpn: Vpn) -> &mut [Option<Slot>] {
+    /// The geometry.
+    pub(crate) fn geometry(&self) -> Geometry {
+        self.geo
+    }
+
+    fn set(&mut self, vpn: Vpn) -> &mut [Option<Slot<T>>] {
         let first = (vpn % self.geo.sets) * self.geo.ways;
         &mut self.slots[first..first + self.geo.ways]
     }
@@ -86,7 +101,7 @@ impl Dtlb {
     }
 
     /// Looks `vpn` up; a hit refreshes its LRU age.
-    pub(crate) fn lookup(&mut self, vpn: Vpn) -> Option<&mut Translation> {
+    pub(crate) fn lookup(&mut self, vpn: Vpn) -> Option<&mut T> {
         let now = self.tick();
         let lru = self.geo.replacement == Replacement::Lru;
         let slot = self.set(vpn).iter_mut().flatten().find(|s| s.vpn == vpn)?;
@@ -97,7 +112,7 @@ impl Dtlb {
     }
 
     /// Looks `vpn` up without touching replacement state.
-    pub(crate) fn peek(&self, vpn: Vpn) -> Option<&Translation> {
+    pub(crate) fn peek(&self, vpn: Vpn) -> Option<&T> {
         let first = (vpn % self.geo.sets) * self.geo.ways;
         self.slots[first..first + self.geo.ways]
             .iter()
@@ -107,7 +122,7 @@ impl Dtlb {
     }
 
     /// Caches `t` for `vpn`.
-    pub(crate) fn insert(&mut self, vpn: Vpn, t: Translation) -> Displaced {
+    pub(crate) fn insert(&mut self, vpn: Vpn, t: T) -> Displaced {
         let stamp = self.tick();
         let set = self.set(vpn);
         let new = Some(Slot { vpn, stamp, t });
@@ -133,12 +148,7 @@ impl Dtlb {
     }
 
     /// Calls `f` on every cached translation of `[start, end)`.
-    pub(crate) fn for_each_in(
-        &mut self,
-        start: Vpn,
-        end: Vpn,
-        mut f: impl FnMut(Vpn, &mut Translation),
-    ) {
+    pub(crate) fn for_each_in(&mut self, start: Vpn, end: Vpn, mut f: impl FnMut(Vpn, &mut T)) {
         for s in self.slots.iter_mut().flatten() {
             if (start..end).contains(&s.vpn) {
                 f(s.vpn, &mut s.t);
@@ -161,5 +171,79 @@ impl Dtlb {
     /// Drops every translation; returns how many.
     pub(crate) fn flush(&mut self) -> usize {
         self.invalidate(0, Vpn::MAX)
+    }
+}
+
+#[kernel::macros::kunit_tests(tlbrace_dtlb)]
+mod tests {
+    use super::*;
+
+    fn dtlb(sets: usize, ways: usize, replacement: Replacement) -> Result<Dtlb<u64>> {
+        Dtlb::new(Geometry {
+            sets,
+            ways,
+            replacement,
+        })
+    }
+
+    #[test]
+    fn hit_after_insert() -> Result {
+        let mut t = dtlb(4, 2, Replacement::Lru)?;
+        assert!(t.lookup(7).is_none());
+        assert!(matches!(t.insert(7, 70), Displaced::Nothing));
+        assert_eq!(t.lookup(7).copied(), Some(70));
+        assert!(matches!(t.insert(7, 71), Displaced::Replaced));
+        assert_eq!(t.peek(7).copied(), Some(71));
+        Ok(())
+    }
+
+    #[test]
+    fn set_index_is_vpn_mod_sets() -> Result {
+        let mut t = dtlb(4, 1, Replacement::Lru)?;
+        // 1 and 5 share set 1 of a direct-mapped dTLB; 2 does not.
+        t.insert(1, 1);
+        t.insert(2, 2);
+        assert!(matches!(t.insert(5, 5), Displaced::Evicted));
+        assert!(t.peek(1).is_none());
+        assert!(t.peek(2).is_some());
+        Ok(())
+    }
+
+    #[test]
+    fn lru_keeps_recently_used() -> Result {
+        let mut t = dtlb(1, 2, Replacement::Lru)?;
+        t.insert(0, 0);
+        t.insert(1, 1);
+        t.lookup(0);
+        t.insert(2, 2);
+        assert!(t.peek(0).is_some());
+        assert!(t.peek(1).is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn fifo_evicts_oldest_fill() -> Result {
+        let mut t = dtlb(1, 2, Replacement::Fifo)?;
+        t.insert(0, 0);
+        t.insert(1, 1);
+        t.lookup(0);
+        t.insert(2, 2);
+        assert!(t.peek(0).is_none());
+        assert!(t.peek(1).is_some());
+        Ok(())
+    }
+
+    #[test]
+    fn invalidate_is_half_open() -> Result {
+        let mut t = dtlb(8, 4, Replacement::Lru)?;
+        for vpn in 0..16 {
+            t.insert(vpn, vpn as u64);
+        }
+        assert_eq!(t.invalidate(4, 8), 4);
+        assert!(t.peek(3).is_some() && t.peek(8).is_some());
+        assert!((4..8).all(|v| t.peek(v).is_none()));
+        assert_eq!(t.flush(), 12);
+        assert_eq!(t.flush(), 0);
+        Ok(())
     }
 }

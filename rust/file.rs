@@ -6,25 +6,27 @@
 use core::mem::size_of;
 
 use kernel::{
-    current,
+    current, debugfs,
     fs::File,
     ioctl::_IOC_SIZE,
     miscdevice::{MiscDevice, MiscDeviceRegistration},
     mm::MmWithUser,
     page::{PAGE_SHIFT, PAGE_SIZE},
     prelude::*,
-    sync::Arc,
+    sync::{aref::ARef, Arc},
     transmute::AsBytes,
     uaccess::{UserPtr, UserSlice, UserSliceWriter},
 };
 
 use crate::{
     contract::Contract,
+    debugfs::StatsFile,
     device::Device,
     dtlb::{Geometry, Replacement},
-    engine::Op,
+    engine::{Batch, BatchResult, Op},
     mmu_notifier::{Callbacks, Registration},
     uapi::{self, IoctlArg},
+    worker::Job,
 };
 
 /// Entries one SNAPSHOT may return.
@@ -42,6 +44,10 @@ pub(crate) struct TlbraceFile {
     /// The device as a secondary-TLB notifier of the same mm.
     #[pin]
     tlbs: Registration<Arc<Device>>,
+    /// `/sys/kernel/debug/tlbrace/<tgid>-<n>/stats`.
+    #[pin]
+    stats_file: debugfs::File<StatsFile>,
+    _dir: debugfs::Dir,
     dev: Arc<Device>,
 }
 
@@ -54,14 +60,22 @@ impl MiscDevice for TlbraceFile {
         // Kernel threads have no address space to mirror.
         let mm = task.mm().ok_or(EINVAL)?;
         let dev = Arc::pin_init(Device::new()?, GFP_KERNEL)?;
+        let dir = crate::debugfs::device_dir(task.tgid())?;
         KBox::try_pin_init(
             try_pin_init!(TlbraceFile {
                 range <- Registration::new(mm, Callbacks::Range, Ok::<_, Error>(dev.clone())),
                 tlbs <- Registration::new(mm, Callbacks::SecondaryTlbs, Ok::<_, Error>(dev.clone())),
+                stats_file <- dir.read_only_file(c"stats", Ok::<_, Error>(StatsFile(dev.clone()))),
+                _dir: dir,
                 dev,
             }),
             GFP_KERNEL,
         )
+    }
+
+    fn release(me: Pin<KBox<Self>>, _file: &File) {
+        // A job still queued or running must not outlive the file for long.
+        me.dev.cancel_job();
     }
 
     fn ioctl(me: Pin<&TlbraceFile>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
@@ -77,6 +91,7 @@ impl MiscDevice for TlbraceFile {
             uapi::TLBRACE_IOC_SNAPSHOT => me.snapshot(user),
             uapi::TLBRACE_IOC_STATS => me.stats(user, false),
             uapi::TLBRACE_IOC_RESET_STATS => me.stats(user, true),
+            uapi::TLBRACE_IOC_WAIT => me.wait(user),
             _ => return Err(ENOTTY),
         }?;
         Ok(0)
@@ -129,6 +144,53 @@ enum AccessKind {
     Cas,
 }
 
+/// Checks an access request and turns it into a batch.
+fn access_batch(a: &uapi::tlbrace_access, kind: AccessKind) -> Result<Batch> {
+    let count = u64::from(a.count);
+    let stride = u64::from(a.stride);
+    if a.addr % 8 != 0
+        || count == 0
+        || count > u64::from(uapi::TLBRACE_MAX_ACCESS_COUNT)
+        || stride % 8 != 0
+        || (count > 1 && stride == 0)
+        || (kind == AccessKind::Cas && count != 1)
+    {
+        return Err(EINVAL);
+    }
+    // The last word must not wrap around the address space.
+    (count - 1)
+        .checked_mul(stride)
+        .and_then(|o| o.checked_add(a.addr))
+        .ok_or(EINVAL)?;
+    let op = match kind {
+        AccessKind::Read => Op::Read,
+        AccessKind::Write => Op::Write(a.value),
+        AccessKind::Cas => Op::Cas {
+            expected: a.expected,
+            new: a.value,
+        },
+    };
+    Ok(Batch {
+        addr: a.addr,
+        count,
+        stride,
+        op,
+    })
+}
+
+/// Copies a batch's results into the access struct returned to user space.
+fn fill_access_result(a: &mut uapi::tlbrace_access, kind: AccessKind, r: &BatchResult) {
+    match kind {
+        AccessKind::Read => a.value = r.value,
+        AccessKind::Cas => a.expected = r.value,
+        AccessKind::Write => {}
+    }
+    a.outcome = r.outcome;
+    a.hits = r.hits;
+    a.faults = r.faults;
+    a.stale = r.stale;
+}
+
 impl TlbraceFile {
     fn device(&self) -> &Device {
         &self.dev
@@ -176,56 +238,46 @@ impl TlbraceFile {
 
     fn access(&self, user: UserSlice, kind: AccessKind) -> Result {
         let (mut a, mut writer) = read_arg::<uapi::tlbrace_access>(user)?;
-        check_flags(a.flags, 0)?;
-        let count = u64::from(a.count);
-        let stride = u64::from(a.stride);
-        if a.addr % 8 != 0
-            || count == 0
-            || count > u64::from(uapi::TLBRACE_MAX_ACCESS_COUNT)
-            || stride % 8 != 0
-            || (count > 1 && stride == 0)
-            || (kind == AccessKind::Cas && count != 1)
-        {
+        check_flags(a.flags, uapi::TLBRACE_ACCESS_ASYNC)?;
+        let batch = access_batch(&a, kind)?;
+        if a.flags & uapi::TLBRACE_ACCESS_ASYNC != 0 {
+            return self.with_own_mm(|_| {
+                let mm = ARef::from(self.range.mm());
+                self.dev.submit(Job { mm, batch })
+            });
+        }
+        let r = self.with_own_mm(|mm| {
+            self.device()
+                .access_batch(mm, &batch, || current!().signal_pending().then_some(EINTR))
+        })?;
+        fill_access_result(&mut a, kind, &r);
+        writer.write(&a)
+    }
+
+    fn wait(&self, user: UserSlice) -> Result {
+        let (mut w, mut writer) = read_arg::<uapi::tlbrace_wait>(user)?;
+        if w.timeout_ms > uapi::TLBRACE_MAX_WAIT_MS || w.reserved != 0 {
             return Err(EINVAL);
         }
-        // The last word must not wrap around the address space.
-        (count - 1)
-            .checked_mul(stride)
-            .and_then(|o| o.checked_add(a.addr))
-            .ok_or(EINVAL)?;
-        let op = match kind {
-            AccessKind::Read => Op::Read,
-            AccessKind::Write => Op::Write(a.value),
-            AccessKind::Cas => Op::Cas {
-                expected: a.expected,
-                new: a.value,
-            },
+        let (batch, r) = self.with_own_mm(|_| self.device().wait_job(w.timeout_ms))?;
+        let kind = match batch.op {
+            Op::Read => AccessKind::Read,
+            Op::Write(_) => AccessKind::Write,
+            Op::Cas { .. } => AccessKind::Cas,
         };
-        let (mut hits, mut faults, mut stale) = (0, 0, 0);
-        self.with_own_mm(|mm| {
-            for i in 0..count {
-                // Long accesses stay killable.
-                if i % 1024 == 1023 && current!().signal_pending() {
-                    return Err(EINTR);
-                }
-                let addr = (a.addr + i * stride) as usize;
-                let r = self.device().access(mm, addr, op)?;
-                hits += u32::from(r.outcome & uapi::TLBRACE_OUT_HIT != 0);
-                faults += u32::from(r.outcome & uapi::TLBRACE_OUT_FAULT != 0);
-                stale += u32::from(r.outcome & uapi::TLBRACE_OUT_STALE != 0);
-                a.outcome = r.outcome;
-                match kind {
-                    AccessKind::Read => a.value = r.value,
-                    AccessKind::Cas => a.expected = r.value,
-                    AccessKind::Write => {}
-                }
-            }
-            Ok(())
-        })?;
-        a.hits = hits;
-        a.faults = faults;
-        a.stale = stale;
-        writer.write(&a)
+        w.result = uapi::tlbrace_access {
+            size: size_of::<uapi::tlbrace_access>() as u32,
+            flags: uapi::TLBRACE_ACCESS_ASYNC,
+            addr: batch.addr,
+            count: batch.count as u32,
+            stride: batch.stride as u32,
+            ..Default::default()
+        };
+        match r {
+            Ok(r) => fill_access_result(&mut w.result, kind, &r),
+            Err(e) => w.error = e.to_errno(),
+        }
+        writer.write(&w)
     }
 
     fn prefetch(&self, user: UserSlice) -> Result {

@@ -14,17 +14,20 @@ use kernel::{
 };
 
 mod contract;
+mod debugfs;
 mod device;
 mod dpt;
 mod dtlb;
 mod engine;
 mod file;
+pub mod flush_work;
 pub mod mmu_notifier;
 mod staleness;
 mod stats;
 mod translation;
 mod uapi;
 pub mod user_page;
+mod worker;
 
 module! {
     type: TlbraceModule,
@@ -38,12 +41,15 @@ module! {
 struct TlbraceModule {
     #[pin]
     _miscdev: MiscDeviceRegistration<file::TlbraceFile>,
+    // Dropped after the misc device: no file can be open any more.
+    _debugfs: debugfs::Root,
 }
 
 impl kernel::InPlaceModule for TlbraceModule {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
         pr_info!("ABI version {}\n", uapi::TLBRACE_ABI_VERSION);
         try_pin_init!(Self {
+            _debugfs: debugfs::Root::new(),
             _miscdev <- MiscDeviceRegistration::register(MiscDeviceOptions { name: c"tlbrace" }),
         })
     }

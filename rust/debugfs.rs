@@ -1,0 +1,103 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! debugfs: `/sys/kernel/debug/tlbrace/<tgid>-<n>/stats` for every open
+//! device, the same counters as `TLBRACE_IOC_STATS`, readable from outside
+//! the process.
+//!
+//! The root directory is reachable from `open()` (which has no module state)
+//! through a global lock.
+
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use kernel::{
+    debugfs::{Dir, Writer},
+    prelude::*,
+    str::CString,
+    sync::Arc,
+};
+
+use crate::{device::Device, uapi};
+
+kernel::sync::global_lock! {
+    // SAFETY: Initialised by `Root::new`, called once from the module
+    // initialiser before the misc device (the only user) is registered.
+    unsafe(uninit) static ROOT: Mutex<Option<Dir>> = None;
+}
+
+/// Numbers the devices' subdirectories.
+static NEXT_ID: AtomicU32 = AtomicU32::new(0);
+
+/// Owns the root directory: it is removed when this is dropped at module
+/// exit, after every device file was closed.
+pub(crate) struct Root;
+
+impl Root {
+    /// Creates `/sys/kernel/debug/tlbrace/`.  Call once, from module init.
+    pub(crate) fn new() -> Self {
+        // SAFETY: Called once, from the module initialiser, before any use.
+        unsafe { ROOT.init() };
+        *ROOT.lock() = Some(Dir::new(c"tlbrace"));
+        Root
+    }
+}
+
+impl Drop for Root {
+    fn drop(&mut self) {
+        *ROOT.lock() = None;
+    }
+}
+
+/// Creates the subdirectory of a new device of process `tgid`.
+pub(crate) fn device_dir(tgid: i32) -> Result<Dir> {
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let name = CString::try_from_fmt(fmt!("{tgid}-{id}"))?;
+    let root = ROOT.lock();
+    root.as_ref().map(|r| r.subdir(&name)).ok_or(ENODEV)
+}
+
+/// The contents of a device's `stats` file.
+pub(crate) struct StatsFile(pub(crate) Arc<Device>);
+
+impl Writer for StatsFile {
+    fn write(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
+        let mut s = uapi::tlbrace_stats::default();
+        self.0.stats.read(&mut s, false);
+        let (contract, geo) = self.0.config();
+        writeln!(f, "contract: {contract}")?;
+        writeln!(
+            f,
+            "dtlb: {} sets x {} ways, {}",
+            geo.sets, geo.ways, geo.replacement
+        )?;
+        let counters = [
+            ("cb_range_start", s.cb_range_start),
+            ("cb_range_end", s.cb_range_end),
+            ("cb_secondary_tlbs", s.cb_secondary_tlbs),
+            ("cb_secondary_full", s.cb_secondary_full),
+            ("cb_release", s.cb_release),
+            ("cb_young", s.cb_young),
+            ("faults", s.faults),
+            ("fault_retries", s.fault_retries),
+            ("hits", s.hits),
+            ("misses", s.misses),
+            ("dpt_hits", s.dpt_hits),
+            ("evictions", s.evictions),
+            ("invalidated", s.invalidated),
+            ("full_flushes", s.full_flushes),
+            ("stale_reads", s.stale_reads),
+            ("stale_writes", s.stale_writes),
+        ];
+        for (name, v) in counters {
+            writeln!(f, "{name}: {v}")?;
+        }
+        for e in &s.ring[..s.ring_count as usize] {
+            let kind = if e.kind == uapi::TLBRACE_STALE_WRITE {
+                "write"
+            } else {
+                "read"
+            };
+            writeln!(f, "stale {kind} at {:#x}, missed event {}", e.addr, e.event)?;
+        }
+        Ok(())
+    }
+}
