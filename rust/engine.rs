@@ -47,6 +47,27 @@ impl Op {
     }
 }
 
+/// A run of accesses: `count` words from `addr`, `stride` bytes apart.
+#[derive(Clone, Copy)]
+pub(crate) struct Batch {
+    pub(crate) addr: u64,
+    pub(crate) count: u64,
+    pub(crate) stride: u64,
+    pub(crate) op: Op,
+}
+
+/// What a batch did.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct BatchResult {
+    /// READ: the last value read; CAS: the old value; WRITE: unchanged.
+    pub(crate) value: u64,
+    /// `TLBRACE_OUT_*` of the last word.
+    pub(crate) outcome: u32,
+    pub(crate) hits: u32,
+    pub(crate) faults: u32,
+    pub(crate) stale: u32,
+}
+
 /// The result of one access.
 pub(crate) struct Access {
     /// READ: the value read; WRITE: the value written; CAS: the old value.
@@ -114,6 +135,33 @@ impl Device {
         Err(EAGAIN)
     }
 
+    /// Runs a batch; `stop` is polled every 1024 words so that long
+    /// batches stay interruptible (it returns the error to stop with).
+    pub(crate) fn access_batch(
+        &self,
+        mm: &MmWithUser,
+        b: &Batch,
+        mut stop: impl FnMut() -> Option<Error>,
+    ) -> Result<BatchResult> {
+        let mut r = BatchResult::default();
+        for i in 0..b.count {
+            if i % 1024 == 1023 {
+                if let Some(e) = stop() {
+                    return Err(e);
+                }
+            }
+            let a = self.access(mm, (b.addr + i * b.stride) as usize, b.op)?;
+            r.hits += u32::from(a.outcome & uapi::TLBRACE_OUT_HIT != 0);
+            r.faults += u32::from(a.outcome & uapi::TLBRACE_OUT_FAULT != 0);
+            r.stale += u32::from(a.outcome & uapi::TLBRACE_OUT_STALE != 0);
+            r.outcome = a.outcome;
+            if !matches!(b.op, Op::Write(_)) {
+                r.value = a.value;
+            }
+        }
+        Ok(r)
+    }
+
     /// Device fault: walks the CPU page tables for `vpn` and fills the dPT
     /// (if the contract has one) and the dTLB.
     pub(crate) fn fault(&self, mm: &MmWithUser, vpn: Vpn, write: bool) -> Result {
@@ -153,6 +201,23 @@ impl Device {
                 self.stats.inc(Counter::FaultRetries);
                 continue;
             }
+            // Only a contract that ignores invalidations gets here with a
+            // mark since the walk began.  The walk may have read the old
+            // entry (a stale fill) or caused the change itself (breaking
+            // COW): a second walk tells which page the CPU maps now.
+            let mut stale = mmu.truth.marked_since(truth_seq, vpn);
+            if stale.is_some() {
+                let recheck_seq = mmu.truth.seq();
+                drop(mmu);
+                let now = UserPage::get(mm, vpn << PAGE_SHIFT, write)?;
+                mmu = self.mmu.lock();
+                if mmu.released {
+                    return Err(ESRCH);
+                }
+                if now == *page {
+                    stale = mmu.truth.marked_since(recheck_seq, vpn);
+                }
+            }
             mmu.fill_gen += 1;
             let t = Translation {
                 page,
@@ -160,7 +225,7 @@ impl Device {
                 dirty: false,
                 accessed: false,
                 fill_gen: mmu.fill_gen,
-                stale: mmu.truth.marked_since(truth_seq, vpn),
+                stale,
             };
             if let Some(node) = node {
                 mmu.dpt.insert(node.into_node(vpn, t.clone()));

@@ -38,6 +38,7 @@ pub(crate) const TLBRACE_IOC_FLUSH: u32 = iowr::<tlbrace_flush>(TLBRACE_IOC_NR_F
 pub(crate) const TLBRACE_IOC_SNAPSHOT: u32 = iowr::<tlbrace_snapshot>(TLBRACE_IOC_NR_SNAPSHOT);
 pub(crate) const TLBRACE_IOC_STATS: u32 = iowr::<tlbrace_stats>(TLBRACE_IOC_NR_STATS);
 pub(crate) const TLBRACE_IOC_RESET_STATS: u32 = iowr::<tlbrace_stats>(TLBRACE_IOC_NR_RESET_STATS);
+pub(crate) const TLBRACE_IOC_WAIT: u32 = iowr::<tlbrace_wait>(TLBRACE_IOC_NR_WAIT);
 
 /// An ioctl argument struct: it starts with `__u32 size`, which the caller
 /// sets to the size of the struct it was compiled with.
@@ -69,6 +70,7 @@ impl_abi_bytes!(
     tlbrace_snapshot_entry,
     tlbrace_stale_event,
     tlbrace_stats,
+    tlbrace_wait,
 );
 
 macro_rules! impl_ioctl_arg {
@@ -89,4 +91,5 @@ impl_ioctl_arg!(
     tlbrace_flush,
     tlbrace_snapshot,
     tlbrace_stats,
+    tlbrace_wait,
 );

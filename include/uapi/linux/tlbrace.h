@@ -86,10 +86,14 @@ struct tlbrace_config {
 
 #define TLBRACE_MAX_ACCESS_COUNT	(1U << 20)
 
+/* tlbrace_access.flags */
+#define TLBRACE_ACCESS_ASYNC	(1U << 0) /* queue on the device worker */
+
 /**
  * struct tlbrace_access - TLBRACE_IOC_READ, _WRITE and _CAS argument
  * @size:     sizeof(struct tlbrace_access)
- * @flags:    must be zero
+ * @flags:    TLBRACE_ACCESS_ASYNC: queue the access as a job of the device
+ *            worker and return at once; TLBRACE_IOC_WAIT collects the result
  * @addr:     user address of the first 64-bit word, 8-byte aligned
  * @count:    number of words, 1..TLBRACE_MAX_ACCESS_COUNT (CAS: 1)
  * @stride:   bytes between words, a multiple of 8 (0 for count == 1)
@@ -117,6 +121,27 @@ struct tlbrace_access {
 	__u32 hits;
 	__u32 faults;
 	__u32 stale;
+};
+
+#define TLBRACE_MAX_WAIT_MS	60000
+
+/**
+ * struct tlbrace_wait - TLBRACE_IOC_WAIT argument
+ * @size:       sizeof(struct tlbrace_wait)
+ * @timeout_ms: how long to wait for the job, 0..TLBRACE_MAX_WAIT_MS
+ * @error:      out: 0, or the negative errno the job failed with
+ * @reserved:   zero
+ * @result:     out: the job's struct tlbrace_access, outputs filled in
+ *
+ * Fails with -ENOENT if no job was queued, -ETIMEDOUT if it did not finish
+ * in time (it stays queued), -EINTR on a signal.
+ */
+struct tlbrace_wait {
+	__u32 size;
+	__u32 timeout_ms;
+	__s32 error;
+	__u32 reserved;
+	struct tlbrace_access result;
 };
 
 #define TLBRACE_RANGE_WRITE	(1U << 0) /* PREFETCH: fill writable translations */
@@ -274,6 +299,7 @@ struct tlbrace_stats {
 #define TLBRACE_IOC_NR_SNAPSHOT		0x07
 #define TLBRACE_IOC_NR_STATS		0x08
 #define TLBRACE_IOC_NR_RESET_STATS	0x09
+#define TLBRACE_IOC_NR_WAIT		0x0a
 
 #define TLBRACE_IOC_CONFIG \
 	_IOWR(TLBRACE_IOC_MAGIC, TLBRACE_IOC_NR_CONFIG, struct tlbrace_config)
@@ -293,5 +319,7 @@ struct tlbrace_stats {
 	_IOWR(TLBRACE_IOC_MAGIC, TLBRACE_IOC_NR_STATS, struct tlbrace_stats)
 #define TLBRACE_IOC_RESET_STATS \
 	_IOWR(TLBRACE_IOC_MAGIC, TLBRACE_IOC_NR_RESET_STATS, struct tlbrace_stats)
+#define TLBRACE_IOC_WAIT \
+	_IOWR(TLBRACE_IOC_MAGIC, TLBRACE_IOC_NR_WAIT, struct tlbrace_wait)
 
 #endif /* _UAPI_LINUX_TLBRACE_H */
