@@ -12,8 +12,9 @@
 //!
 //! Each such moment is a *mark*; the device applies it to its cached
 //! translations, and any later use of a marked translation is a stale access.
-//! A fill whose CPU walk raced with a mark is marked on insertion, using the
-//! ring of recent marks.  Callers hold the device's MMU lock.
+//! A fill whose CPU walk raced with a mark (found with the ring of recent
+//! marks) is checked with a second walk and marked on insertion if the CPU
+//! maps another page by then.  Callers hold the device's MMU lock.
 
 use crate::{mmu_notifier::Event, translation::Vpn};
 
@@ -128,5 +129,64 @@ impl Truth {
             .flatten()
             .find(|m| m.seq > since && (m.start..m.end).contains(&vpn))
             .map(|m| m.event)
+    }
+}
+
+#[kernel::macros::kunit_tests(tlbrace_staleness)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn end_marks_the_range() {
+        let mut t = Truth::new();
+        let seq = t.seq();
+        t.begin(10, 20, Event::Clear);
+        assert_eq!(t.in_progress(), 1);
+        let m = t.end(10, 20, Event::Clear);
+        assert_eq!((m.start, m.end), (10, 20));
+        assert_eq!(t.in_progress(), 0);
+        assert_eq!(t.marked_since(seq, 10), Some(Event::Clear));
+        assert_eq!(t.marked_since(seq, 19), Some(Event::Clear));
+        assert_eq!(t.marked_since(seq, 20), None);
+        assert_eq!(t.marked_since(t.seq(), 15), None);
+    }
+
+    #[test]
+    fn cpu_flush_marks_only_open_intersections() {
+        let mut t = Truth::new();
+        let seq = t.seq();
+        // No invalidation in progress: a flush marks nothing.
+        t.cpu_flush(0, 100, |_| panic!("unexpected mark"));
+        t.begin(10, 20, Event::Unmap);
+        t.begin(30, 40, Event::SoftDirty);
+        let mut marks = 0;
+        t.cpu_flush(15, 35, |m| {
+            marks += 1;
+            assert!((m.start, m.end) == (15, 20) || (m.start, m.end) == (30, 35));
+        });
+        assert_eq!(marks, 2);
+        assert_eq!(t.marked_since(seq, 12), None);
+        assert_eq!(t.marked_since(seq, 16), Some(Event::Unmap));
+        assert_eq!(t.marked_since(seq, 31), Some(Event::SoftDirty));
+        assert_eq!(t.marked_since(seq, 36), None);
+    }
+
+    #[test]
+    fn unpaired_end_does_not_underflow() {
+        let mut t = Truth::new();
+        t.end(0, 1, Event::Clear);
+        assert_eq!(t.in_progress(), 0);
+    }
+
+    #[test]
+    fn old_fills_are_assumed_stale_past_the_ring() {
+        let mut t = Truth::new();
+        let seq = t.seq();
+        for i in 0..(RECENT + 1) {
+            t.begin(i, i + 1, Event::Clear);
+            t.end(i, i + 1, Event::Clear);
+        }
+        // Page 1000 was never invalidated, but the ring no longer tells.
+        assert_eq!(t.marked_since(seq, 1000), Some(Event::Clear));
     }
 }

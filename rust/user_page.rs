@@ -123,6 +123,13 @@ impl UserPage {
     }
 }
 
+impl PartialEq for UserPage {
+    /// Whether both refer to the same page.
+    fn eq(&self, other: &Self) -> bool {
+        self.page == other.page
+    }
+}
+
 impl Drop for UserPage {
     fn drop(&mut self) {
         let mut page = self.page.as_ptr();
