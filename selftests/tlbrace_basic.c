@@ -31,6 +31,7 @@ _Static_assert(sizeof(struct tlbrace_snapshot_entry) == 32, "tlbrace_snapshot_en
 _Static_assert(sizeof(struct tlbrace_snapshot) == 40, "tlbrace_snapshot");
 _Static_assert(sizeof(struct tlbrace_stale_event) == 16, "tlbrace_stale_event");
 _Static_assert(sizeof(struct tlbrace_stats) == 8 + 16 * 8 + 8 + 16 * 16, "tlbrace_stats");
+_Static_assert(sizeof(struct tlbrace_wait) == 16 + sizeof(struct tlbrace_access), "tlbrace_wait");
 
 FIXTURE(dev)
 {
@@ -159,7 +160,7 @@ TEST_F(dev, access_bad_input)
 	EXPECT_EQ(EINVAL, ACCESS(TLBRACE_IOC_READ, .count = 2, .stride = 0));
 	EXPECT_EQ(EINVAL, ACCESS(TLBRACE_IOC_READ, .count = 2, .stride = 12));
 	EXPECT_EQ(EINVAL, ACCESS(TLBRACE_IOC_CAS, .count = 2, .stride = 8));
-	EXPECT_EQ(EINVAL, ACCESS(TLBRACE_IOC_WRITE, .flags = 1));
+	EXPECT_EQ(EINVAL, ACCESS(TLBRACE_IOC_WRITE, .flags = 0x80));
 	/* The last word would wrap around the address space. */
 	EXPECT_EQ(EINVAL, ACCESS(TLBRACE_IOC_READ, .addr = ~7ULL, .count = 3, .stride = 8));
 	/* Unmapped, kernel and NULL addresses: a device fault that fails. */
@@ -227,6 +228,54 @@ TEST_F(dev, stats_bad_input)
 	EXPECT_EQ(0, tlbrace_err(ioctl(self->fd, TLBRACE_IOC_RESET_STATS, &st)));
 	EXPECT_EQ(0, dev_stats(self->fd, &st));
 	EXPECT_EQ(0, st.hits + st.misses + st.faults);
+}
+
+TEST_F(dev, wait_bad_input)
+{
+	struct tlbrace_wait w = { .size = sizeof(w), .timeout_ms = TLBRACE_MAX_WAIT_MS + 1 };
+
+	EXPECT_EQ(EINVAL, tlbrace_err(ioctl(self->fd, TLBRACE_IOC_WAIT, &w)));
+	w.timeout_ms = 0;
+	w.reserved = 1;
+	EXPECT_EQ(EINVAL, tlbrace_err(ioctl(self->fd, TLBRACE_IOC_WAIT, &w)));
+	EXPECT_EQ(ENOENT, dev_wait(self->fd, 0, &w));
+	EXPECT_EQ(EFAULT, tlbrace_err(ioctl(self->fd, TLBRACE_IOC_WAIT, (void *)8)));
+}
+
+/* Every open device shows its counters under debugfs until it is closed. */
+TEST(debugfs_stats)
+{
+	char path[128], line[64], text[4096] = "";
+	int fd = tlbrace_open(), sfd;
+	__u64 *buf = mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct tlbrace_stats st;
+	ssize_t n;
+	int id;
+
+	ASSERT_GE(fd, 0);
+	ASSERT_NE(MAP_FAILED, buf);
+	ASSERT_EQ(0, tlbrace_config(fd, TLBRACE_CONTRACT_NONE, 32, 2, TLBRACE_REPL_FIFO));
+	ASSERT_EQ(0, dev_prefetch(fd, buf, 2 * PAGE, 0));
+	ASSERT_EQ(0, dev_stats(fd, &st));
+	/* Directory names are <tgid>-<n>, n counting up from 0; find ours. */
+	for (id = 0, sfd = -1; id < 100000 && sfd < 0; id++) {
+		snprintf(path, sizeof(path), "/sys/kernel/debug/tlbrace/%d-%d/stats", getpid(), id);
+		sfd = open(path, O_RDONLY);
+	}
+	ASSERT_GE(sfd, 0);
+	n = read(sfd, text, sizeof(text) - 1);
+	ASSERT_GT(n, 0);
+	close(sfd);
+	EXPECT_NE(NULL, strstr(text, "contract: none\n"));
+	EXPECT_NE(NULL, strstr(text, "dtlb: 32 sets x 2 ways, fifo\n"));
+	EXPECT_EQ(2, st.faults);
+	snprintf(line, sizeof(line), "faults: %llu\n", (unsigned long long)st.faults);
+	EXPECT_NE(NULL, strstr(text, line));
+	close(fd);
+	/* Closing the device removes its directory. */
+	snprintf(path, sizeof(path), "/sys/kernel/debug/tlbrace/%d-%d", getpid(), id - 1);
+	EXPECT_EQ(-1, access(path, F_OK));
 }
 
 /* A device is used only by the address space it mirrors. */

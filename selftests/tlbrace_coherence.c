@@ -503,6 +503,149 @@ TEST_F(coh, stale_ring_records_address_and_event)
 	munmap(buf, PAGE);
 }
 
+TEST_F(coh, prot_none_blocks_device_read)
+{
+	char *buf = map_anon(PAGE);
+	__u64 v;
+	int err;
+
+	ASSERT_NE(NULL, buf);
+	WORD(buf, 0, 0) = 0x42;
+	ASSERT_EQ(0, dev_read(self->fd, buf, &v, NULL));
+	ASSERT_EQ(0, mprotect(buf, PAGE, PROT_NONE));
+	err = dev_read(self->fd, buf, &v, NULL);
+	if (variant->coherent) {
+		ASSERT_EQ(EFAULT, err);
+	} else {
+		ASSERT_EQ(0, err);
+		ASSERT_EQ(0x42, v);
+	}
+	CHECK_STALE(self->fd, true);
+	munmap(buf, PAGE);
+}
+
+/* A device write to a private file mapping breaks COW: the file keeps its data. */
+TEST_F(coh, file_private_cow)
+{
+	int mfd = memfd_create("tlbrace-priv", MFD_CLOEXEC);
+	__u64 file_word = 0x1111, v;
+	char *buf;
+
+	ASSERT_GE(mfd, 0);
+	ASSERT_EQ(0, ftruncate(mfd, PAGE));
+	ASSERT_EQ(sizeof(file_word), pwrite(mfd, &file_word, sizeof(file_word), 0));
+	buf = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE, mfd, 0);
+	ASSERT_NE(MAP_FAILED, buf);
+	ASSERT_EQ(0, dev_read(self->fd, buf, &v, NULL));
+	ASSERT_EQ(0x1111, v);
+	ASSERT_EQ(0, dev_write(self->fd, buf, 0x2222, NULL));
+	ASSERT_EQ(0x2222, WORD(buf, 0, 0));
+	ASSERT_EQ(sizeof(file_word), pread(mfd, &file_word, sizeof(file_word), 0));
+	ASSERT_EQ(0x1111, file_word);
+	CHECK_STALE(self->fd, false);
+	munmap(buf, PAGE);
+	close(mfd);
+}
+
+static int clear_soft_dirty(void)
+{
+	int fd = open("/proc/self/clear_refs", O_WRONLY);
+	int ok;
+
+	if (fd < 0)
+		return -1;
+	ok = write(fd, "4", 1) == 1;
+	close(fd);
+	return ok ? 0 : -1;
+}
+
+static int soft_dirty(const void *p)
+{
+	__u64 ent = 0;
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+
+	if (fd < 0)
+		return -1;
+	if (pread(fd, &ent, sizeof(ent), ((uintptr_t)p / PAGE) * 8) != sizeof(ent))
+		ent = 0;
+	close(fd);
+	return !!(ent & (1ULL << 55));
+}
+
+/*
+ * Clearing soft-dirty write-protects the page (MMU_NOTIFY_SOFT_DIRTY); the
+ * next device write must fault and so mark the page soft-dirty again.  A
+ * device that kept its writable translation writes without a trace: the
+ * dirty tracker (CRIU, live migration) loses the write (seeds 000, 004).
+ */
+TEST_F(coh, soft_dirty_sees_device_write)
+{
+	char *buf = map_anon(PAGE);
+
+	ASSERT_NE(NULL, buf);
+	ASSERT_EQ(0, dev_write(self->fd, buf, 1, NULL));
+	ASSERT_EQ(1, soft_dirty(buf));
+	ASSERT_EQ(0, clear_soft_dirty());
+	ASSERT_EQ(0, soft_dirty(buf));
+	ASSERT_EQ(0, dev_write(self->fd, buf, 2, NULL));
+	ASSERT_EQ(2, WORD(buf, 0, 0));
+	ASSERT_EQ(variant->coherent ? 1 : 0, soft_dirty(buf));
+	CHECK_STALE(self->fd, true);
+	munmap(buf, PAGE);
+}
+
+/* The device worker runs a job while the CPU does other work. */
+TEST_F(coh, async_job_runs_while_cpu_works)
+{
+	const int pages = 16, words = pages * PAGE / 8;
+	__u64 *buf = map_anon(pages * PAGE), *other = map_anon(pages * PAGE);
+	struct tlbrace_wait w;
+
+	ASSERT_NE(NULL, buf);
+	ASSERT_NE(NULL, other);
+	for (int i = 0; i < words; i++)
+		buf[i] = i;
+	ASSERT_EQ(ENOENT, dev_wait(self->fd, 0, &w));
+	ASSERT_EQ(0, dev_submit(self->fd, TLBRACE_IOC_READ, buf, words, 0));
+	/* One job at a time, until its result is collected. */
+	ASSERT_EQ(EBUSY, dev_submit(self->fd, TLBRACE_IOC_READ, buf, 1, 0));
+	for (int i = 0; i < words; i++)
+		other[i] = ~i;
+	ASSERT_EQ(0, dev_wait(self->fd, 30000, &w));
+	ASSERT_EQ(0, w.error);
+	ASSERT_EQ(words - 1, w.result.value);
+	ASSERT_EQ(words, w.result.hits + w.result.faults);
+	ASSERT_EQ(pages, w.result.faults);
+
+	ASSERT_EQ(0, dev_submit(self->fd, TLBRACE_IOC_WRITE, other, words, 0x77));
+	ASSERT_EQ(0, dev_wait(self->fd, 30000, &w));
+	ASSERT_EQ(0, w.error);
+	for (int i = 0; i < words; i++)
+		ASSERT_EQ(0x77, other[i]);
+	CHECK_STALE(self->fd, false);
+	munmap(buf, pages * PAGE);
+	munmap(other, pages * PAGE);
+}
+
+/* Jobs go through the same dTLB: the contract decides what they see. */
+TEST_F(coh, async_job_after_dontneed)
+{
+	__u64 *buf = map_anon(PAGE);
+	struct tlbrace_wait w;
+	__u64 v;
+
+	ASSERT_NE(NULL, buf);
+	buf[3] = 0x3333;
+	ASSERT_EQ(0, dev_read(self->fd, &buf[3], &v, NULL));
+	ASSERT_EQ(0, madvise(buf, PAGE, MADV_DONTNEED));
+	ASSERT_EQ(0, dev_submit(self->fd, TLBRACE_IOC_READ, &buf[3], 1, 0));
+	ASSERT_EQ(0, dev_wait(self->fd, 30000, &w));
+	ASSERT_EQ(0, w.error);
+	ASSERT_EQ(variant->coherent ? 0 : 0x3333, w.result.value);
+	CHECK_STALE(self->fd, true);
+	munmap(buf, PAGE);
+}
+
 /*
  * The mm the device mirrors exits while another process still holds the fd:
  * the release callback detaches the device, the holder gets -EPERM (not its

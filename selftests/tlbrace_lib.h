@@ -119,6 +119,26 @@ static inline __u64 dev_stale(int fd)
 	return s.stale_reads + s.stale_writes;
 }
 
+/* Queue an access on the device worker. */
+static inline int dev_submit(int fd, unsigned long cmd, volatile void *p, __u32 count, __u64 value)
+{
+	struct tlbrace_access a = {
+		.flags = TLBRACE_ACCESS_ASYNC, .addr = (uintptr_t)p, .count = count,
+		.stride = count > 1 ? 8 : 0, .value = value,
+	};
+
+	return tlbrace_access(fd, cmd, &a);
+}
+
+/* Collect the worker's job; the job's own error goes to w->error. */
+static inline int dev_wait(int fd, __u32 timeout_ms, struct tlbrace_wait *w)
+{
+	memset(w, 0, sizeof(*w));
+	w->size = sizeof(*w);
+	w->timeout_ms = timeout_ms;
+	return tlbrace_err(ioctl(fd, TLBRACE_IOC_WAIT, w));
+}
+
 /* Snapshot of the single page at p; returns 0 with e->flags == 0 if absent. */
 static inline int dev_snapshot_page(int fd, void *p, struct tlbrace_snapshot_entry *e)
 {

@@ -5,4 +5,5 @@
 echo "== lsmod"; lsmod
 echo "== /dev/tlbrace"; ls -l /dev/tlbrace
 echo "== tlbrace info"; /tests/tlbrace info
+echo "== tlbrace demo"; /tests/tlbrace demo
 echo "== kernel log"; dmesg | grep -i tlbrace

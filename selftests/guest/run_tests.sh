@@ -39,6 +39,7 @@ teardown() {
 }
 
 suite setup setup
+suite kunit ./kunit.sh
 suite tlbrace_basic ./tlbrace_basic
 suite tlbrace_coherence ./tlbrace_coherence
 suite hmm-tests ./hmm-tests

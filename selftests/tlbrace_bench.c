@@ -1,0 +1,197 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * tlbrace_bench - the cost of a secondary MMU on CPU address-space changes,
+ * and of the device engine's paths.  Not a test: it prints ratios of variants
+ * measured in the same run (absolute times under QEMU TCG are noise).
+ *
+ * CPU side, per attached device ("none attached", test_hmm's dmirror, and a
+ * tlbrace device under each contract):
+ *   dontneed  the device mirrors N pages (untimed), then the CPU timed does
+ *             madvise(MADV_DONTNEED) + touch of every page;
+ *   remap     the device mirrors N pages (untimed), then the CPU timed does
+ *             munmap + mmap + touch.
+ * Device side (sync contract): ns per word for dTLB hits, dTLB misses served
+ * by the dPT, and device faults.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <lib/test_hmm_uapi.h>
+
+#include "tlbrace_lib.h"
+
+#define PAGES	64
+#define ROUNDS	5
+
+enum attach { NOTHING, DMIRROR, TLBRACE };
+
+struct variant {
+	const char *name;
+	enum attach attach;
+	__u32 contract;
+};
+
+static const struct variant variants[] = {
+	{ "none attached", NOTHING, 0 },
+	{ "test_hmm dmirror", DMIRROR, 0 },
+	{ "tlbrace sync", TLBRACE, TLBRACE_CONTRACT_SYNC },
+	{ "tlbrace deferred-end", TLBRACE, TLBRACE_CONTRACT_DEFERRED_END },
+	{ "tlbrace sva", TLBRACE, TLBRACE_CONTRACT_SVA },
+	{ "tlbrace none", TLBRACE, TLBRACE_CONTRACT_NONE },
+};
+#define NR_VARIANTS (sizeof(variants) / sizeof(variants[0]))
+
+static double now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
+static void die(const char *what)
+{
+	perror(what);
+	exit(1);
+}
+
+static void touch(char *buf)
+{
+	for (int p = 0; p < PAGES; p++)
+		buf[p * PAGE] = 1;
+}
+
+/* The device fills its translations of buf (not timed). */
+static void mirror(const struct variant *v, int fd, char *buf, void *scratch)
+{
+	struct hmm_dmirror_cmd cmd = {
+		.addr = (uintptr_t)buf, .ptr = (uintptr_t)scratch, .npages = PAGES,
+	};
+
+	if (v->attach == DMIRROR && ioctl(fd, HMM_DMIRROR_READ, &cmd))
+		die("HMM_DMIRROR_READ");
+	if (v->attach == TLBRACE && dev_prefetch(fd, buf, PAGES * PAGE, 0))
+		die("TLBRACE_IOC_PREFETCH");
+}
+
+static int attach(const struct variant *v)
+{
+	int fd = -1;
+
+	if (v->attach == DMIRROR) {
+		fd = open("/dev/hmm_dmirror0", O_RDWR);
+		if (fd < 0)
+			die("/dev/hmm_dmirror0");
+	} else if (v->attach == TLBRACE) {
+		fd = tlbrace_open();
+		if (fd < 0 || tlbrace_config(fd, v->contract, 64, 4, TLBRACE_REPL_LRU))
+			die("/dev/tlbrace");
+	}
+	return fd;
+}
+
+/* ns per iteration of the timed CPU operation. */
+static double cpu_op(const struct variant *v, int iters, int remap)
+{
+	void *scratch = malloc(PAGES * PAGE);
+	int fd = attach(v);
+	char *buf = mmap(NULL, PAGES * PAGE, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	double t = 0, t0;
+
+	if (buf == MAP_FAILED || !scratch)
+		die("mmap");
+	touch(buf);
+	for (int i = 0; i < iters; i++) {
+		mirror(v, fd, buf, scratch);
+		t0 = now_ns();
+		if (remap) {
+			munmap(buf, PAGES * PAGE);
+			buf = mmap(buf, PAGES * PAGE, PROT_READ | PROT_WRITE,
+				   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+			if (buf == MAP_FAILED)
+				die("mmap");
+		} else {
+			madvise(buf, PAGES * PAGE, MADV_DONTNEED);
+		}
+		touch(buf);
+		t += now_ns() - t0;
+	}
+	munmap(buf, PAGES * PAGE);
+	if (fd >= 0)
+		close(fd);
+	free(scratch);
+	return t / iters;
+}
+
+/* ns per word of a device READ over words_pages pages, after prep. */
+static double engine(int fd, char *buf, int pages, int flush_dpt)
+{
+	struct tlbrace_access a = {
+		.addr = (uintptr_t)buf, .count = pages, .stride = PAGE,
+	};
+	double t = 0, t0;
+
+	for (int r = 0; r < ROUNDS; r++) {
+		if (flush_dpt >= 0 && dev_flush(fd, flush_dpt ? TLBRACE_FLUSH_DPT : 0))
+			die("flush");
+		t0 = now_ns();
+		if (tlbrace_access(fd, TLBRACE_IOC_READ, &a))
+			die("read");
+		t += now_ns() - t0;
+	}
+	return t / ROUNDS / pages;
+}
+
+int main(int argc, char **argv)
+{
+	int iters = argc > 1 ? atoi(argv[1]) : 200;
+	double dn[NR_VARIANTS], rm[NR_VARIANTS];
+
+	/* Interleave rounds so drift in the VM hits every variant alike. */
+	memset(dn, 0, sizeof(dn));
+	memset(rm, 0, sizeof(rm));
+	for (int r = 0; r < ROUNDS; r++)
+		for (unsigned int i = 0; i < NR_VARIANTS; i++) {
+			dn[i] += cpu_op(&variants[i], iters, 0) / ROUNDS;
+			rm[i] += cpu_op(&variants[i], iters / 2, 1) / ROUNDS;
+		}
+
+	printf("# CPU operations on %d pages, %d iterations x %d rounds, ns per iteration\n",
+	       PAGES, iters, ROUNDS);
+	printf("%-22s %12s %8s %8s %12s %8s %8s\n", "attached", "dontneed", "/none", "/hmm",
+	       "remap", "/none", "/hmm");
+	for (unsigned int i = 0; i < NR_VARIANTS; i++)
+		printf("%-22s %12.0f %8.2f %8.2f %12.0f %8.2f %8.2f\n", variants[i].name,
+		       dn[i], dn[i] / dn[0], dn[i] / dn[1], rm[i], rm[i] / rm[0], rm[i] / rm[1]);
+
+	{
+		/* 64 pages fit the default 64x4 dTLB; 1024 pages do not. */
+		int fd = tlbrace_open(), big = 1024;
+		char *buf = mmap(NULL, big * PAGE, PROT_READ | PROT_WRITE,
+				 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		double hit, dpt, fault;
+
+		if (fd < 0 || buf == MAP_FAILED)
+			die("engine setup");
+		memset(buf, 1, big * PAGE);
+		dev_prefetch(fd, buf, big * PAGE, 0);
+		engine(fd, buf, 64, -1);
+		hit = engine(fd, buf, 64, -1);
+		dpt = engine(fd, buf, big, 0);
+		fault = engine(fd, buf, big, 1);
+		printf("\n# device engine (sync contract), ns per word, one word per page\n");
+		printf("%-22s %12s %8s\n", "path", "ns/word", "/hit");
+		printf("%-22s %12.0f %8.2f\n", "dTLB hit", hit, 1.0);
+		printf("%-22s %12.0f %8.2f\n", "dTLB miss, dPT hit", dpt, dpt / hit);
+		printf("%-22s %12.0f %8.2f\n", "device fault (GUP)", fault, fault / hit);
+		close(fd);
+	}
+	return 0;
+}
