@@ -52,6 +52,7 @@ help:
 	@echo '                    fail on any test failure or kernel splat'
 	@echo '  make demo       - boot the VM, load the module, show what it can do'
 	@echo '  make shell      - boot the VM with the module and tests, interactive shell'
+	@echo '  make bench      - run the benchmarks in the VM (ratios; build/bench.txt)'
 	@echo
 	@echo 'Pieces:'
 	@echo '  make deps       - install host packages, rust-src and bindgen-cli'
@@ -110,6 +111,13 @@ check: initramfs
 
 demo: initramfs
 	@$(VM) demo
+
+# Ratios of variants measured in one VM run; see Documentation/benchmarks.rst.
+bench: initramfs
+	@$(VM) bench
+	@sed -n '/^# tlbrace-bench-begin/,/^# tlbrace-bench-end/{//!p}' $(OUT)/vm-bench.log \
+		>$(OUT)/bench.txt
+	@echo "bench: results in $(OUT)/bench.txt"
 
 shell: initramfs
 	@$(VM) shell

@@ -7,6 +7,7 @@
 #   check  run every test; the exit status is the verdict of
 #          scripts/tap-summary.py (test results + kernel splats)
 #   demo   load the module and show what it can do
+#   bench  run the benchmarks (output also kept in build/bench.txt)
 #   shell  interactive shell on the serial console (exit powers off)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -38,7 +39,7 @@ echo "  VM       $mode: ${accel%%,*}, $VM_SMP vCPUs, $VM_MEM, timeout ${VM_TIMEO
 case "$mode" in
 shell)
 	exec "${qemu[@]}" ;;
-check | demo)
+check | demo | bench)
 	start=$(date +%s)
 	set +e
 	timeout --foreground -k 10 "$VM_TIMEOUT" "${qemu[@]}" </dev/null 2>&1 | tr -d '\r' >"$log" &
@@ -50,5 +51,5 @@ check | demo)
 	echo "  VM       done in $(($(date +%s) - start))s" >&2
 	exit $rc ;;
 *)
-	die "unknown mode $mode (check, demo, shell)" ;;
+	die "unknown mode $mode (check, demo, bench, shell)" ;;
 esac
