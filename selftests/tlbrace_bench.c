@@ -151,7 +151,7 @@ static double engine(int fd, char *buf, int pages, int flush_dpt)
 
 int main(int argc, char **argv)
 {
-	int iters = argc > 1 ? atoi(argv[1]) : 200;
+	int iters = argc > 1 ? atoi(argv[1]) : 400;
 	double dn[NR_VARIANTS], rm[NR_VARIANTS];
 
 	/* Interleave rounds so drift in the VM hits every variant alike. */

@@ -3,5 +3,5 @@
 # What `make bench` runs: every benchmark, in this one boot.
 /tests/load_modules.sh || exit 1
 echo "# tlbrace-bench-begin"
-/tests/tlbrace_bench "${tlbrace_bench_iters:-200}"
+/tests/tlbrace_bench "${tlbrace_bench_iters:-400}"
 echo "# tlbrace-bench-end"
