@@ -245,14 +245,13 @@ impl<T: MmuNotifier> Registration<T> {
             mm: ARef::from(&**mm),
             data <- data,
             _pin: PhantomPinned,
-            // SAFETY: `ptr` is valid for writes of a `struct mmu_notifier` and
-            // zero is a valid bit pattern for it.  Both ops tables are `'static`
-            // consts promoted to statics.  `mm` has `mm_users > 0` by the invariant
-            // of `MmWithUser`, as `mmu_notifier_register` requires.  On
-            // success the notifier may be called at once; `data` is
-            // initialised before `notifier` (field order above), and the
-            // containing struct is pinned, so `container_of` in the callbacks
-            // reaches a valid `Self`.
+            // INVARIANT: Callbacks may run as soon as registration succeeds:
+            // `data` is initialised before `notifier` (field order above) and
+            // the struct is pinned, so `container_of` reaches a valid `Self`.
+            //
+            // SAFETY: `ptr` is valid for writes of a `struct mmu_notifier`, for
+            // which zero is valid; the ops tables are `'static` (promoted);
+            // `mm_users > 0` (`MmWithUser`), as `mmu_notifier_register` needs.
             notifier <- Opaque::try_ffi_init(|ptr: *mut bindings::mmu_notifier| unsafe {
                 ptr::write_bytes(ptr, 0, 1);
                 (*ptr).ops = match callbacks {
@@ -409,12 +408,12 @@ impl<T: MmuNotifier> Registration<T> {
 #[pinned_drop]
 impl<T: MmuNotifier> PinnedDrop for Registration<T> {
     fn drop(self: Pin<&mut Self>) {
+        // `mmu_notifier_unregister` calls `release` unless exit already did,
+        // waits (synchronize_srcu) until no callback runs, so `data` may be
+        // dropped right after, and drops the `mm_count` registration took.
+        //
         // SAFETY: By the type invariant the notifier is registered on `mm`,
-        // whose `mm_count` the registration holds (so the struct is alive).
-        // `mmu_notifier_unregister` calls `release` if exit has not already
-        // done so, and waits (synchronize_srcu) until no callback runs, so
-        // `data` may be dropped right after.  It also drops the `mm_count`
-        // that `mmu_notifier_register` took.
+        // whose `mm_count` the registration holds (the struct is alive).
         unsafe { bindings::mmu_notifier_unregister(self.notifier.get(), self.mm.as_raw()) };
     }
 }

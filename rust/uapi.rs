@@ -47,49 +47,38 @@ pub(crate) trait IoctlArg: FromBytes + AsBytes {
     fn declared_size(&self) -> u32;
 }
 
-/// Implements the byte traits for ABI structs.
-macro_rules! impl_abi_bytes {
-    ($($t:ty),* $(,)?) => {$(
-        // SAFETY: the ABI structs are `#[repr(C)]`, made only of `__u32`/`__u64`
-        // fields laid out without padding (the header keeps them naturally
-        // aligned and checks it with static_asserts in the selftests), so every
-        // bit pattern is valid and no byte is uninitialised.
+/// Implements the byte traits for every ABI struct, and [`IoctlArg`] for
+/// those that are ioctl arguments (`arg`) rather than parts of one (`part`).
+macro_rules! impl_abi {
+    ($($kind:ident $t:ty),* $(,)?) => {$(
+        // SAFETY: The ABI structs are `#[repr(C)]`, made only of `__u32`,
+        // `__s32` and `__u64` fields (or arrays and structs of them) laid out
+        // without padding (the selftests check every size), so every bit
+        // pattern is valid and no byte is uninitialised.
         unsafe impl FromBytes for $t {}
-        // SAFETY: as above: no padding, so all bytes are initialised.
+        // SAFETY: As above: no padding, so all bytes are initialised.
         unsafe impl AsBytes for $t {}
+        impl_abi!(@$kind $t);
     )*};
-}
-
-impl_abi_bytes!(
-    tlbrace_version,
-    tlbrace_config,
-    tlbrace_access,
-    tlbrace_range,
-    tlbrace_flush,
-    tlbrace_snapshot,
-    tlbrace_snapshot_entry,
-    tlbrace_stale_event,
-    tlbrace_stats,
-    tlbrace_wait,
-);
-
-macro_rules! impl_ioctl_arg {
-    ($($t:ty),* $(,)?) => {$(
+    (@arg $t:ty) => {
         impl IoctlArg for $t {
             fn declared_size(&self) -> u32 {
                 self.size
             }
         }
-    )*};
+    };
+    (@part $t:ty) => {};
 }
 
-impl_ioctl_arg!(
-    tlbrace_version,
-    tlbrace_config,
-    tlbrace_access,
-    tlbrace_range,
-    tlbrace_flush,
-    tlbrace_snapshot,
-    tlbrace_stats,
-    tlbrace_wait,
+impl_abi!(
+    arg tlbrace_version,
+    arg tlbrace_config,
+    arg tlbrace_access,
+    arg tlbrace_range,
+    arg tlbrace_flush,
+    arg tlbrace_snapshot,
+    part tlbrace_snapshot_entry,
+    part tlbrace_stale_event,
+    arg tlbrace_stats,
+    arg tlbrace_wait,
 );
