@@ -721,4 +721,37 @@ TEST_F(coh, sigkill_during_device_access)
 	ASSERT_EQ(SIGKILL, WTERMSIG(status));
 }
 
+/*
+ * A process killed while its device worker runs a long job: closing the
+ * file cancels the job and waits for the worker, with no leak and no splat.
+ */
+TEST_F(coh, sigkill_with_worker_job_running)
+{
+	const size_t len = 8UL << 20;
+	int status, ready[2];
+	pid_t pid;
+	char c;
+
+	ASSERT_EQ(0, pipe(ready));
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		char *buf = map_anon(len);
+		int fd = tlbrace_open();
+
+		if (!buf || fd < 0 || tlbrace_config(fd, variant->contract, 64, 4, 0) ||
+		    dev_submit(fd, TLBRACE_IOC_WRITE, buf, len / 8, 1))
+			_exit(2);
+		if (write(ready[1], "r", 1) != 1)
+			_exit(3);
+		pause();
+		_exit(4);
+	}
+	ASSERT_EQ(1, read(ready[0], &c, 1));
+	ASSERT_EQ(0, kill(pid, SIGKILL));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_TRUE(WIFSIGNALED(status));
+	ASSERT_EQ(SIGKILL, WTERMSIG(status));
+}
+
 TEST_HARNESS_MAIN
