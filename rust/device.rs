@@ -21,6 +21,7 @@ use crate::{
     contract::{Contract, Hook},
     dpt::Dpt,
     dtlb::{Displaced, Dtlb, Geometry},
+    inject::{Injector, Point, Site},
     mmu_notifier::{MmuNotifier, Range},
     staleness::{Mark, Truth},
     stats::{Counter, Stats},
@@ -95,6 +96,9 @@ pub(crate) struct Device {
     pub(crate) idle: CondVar,
     #[pin]
     pub(crate) stats: Stats,
+    /// Injection points.
+    #[pin]
+    pub(crate) inject: Injector,
     /// The asynchronous engine, and its work item.
     #[pin]
     pub(crate) worker: Worker,
@@ -118,6 +122,7 @@ impl Device {
             }),
             idle <- new_condvar!(),
             stats <- Stats::new(),
+            inject <- Injector::new(),
             worker <- Worker::new(),
             work <- new_work!("tlbrace::Device::work"),
         }? Error))
@@ -146,17 +151,21 @@ impl Device {
 impl MmuNotifier for Arc<Device> {
     fn invalidate_range_start(&self, range: &Range<'_>) -> Result {
         self.stats.inc(Counter::RangeStart);
+        self.inject.pass(self, &site(Point::RangeStartEnter, range));
         let (start, end) = vpn_range(range.start(), range.end());
         let mut mmu = self.mmu.lock();
         mmu.truth.begin(start, end, range.event());
         if mmu.contract.invalidates_at(Hook::RangeStart) {
             mmu.invalidate(start, end, &self.stats);
         }
+        drop(mmu);
+        self.inject.pass(self, &site(Point::RangeStartExit, range));
         Ok(())
     }
 
     fn invalidate_range_end(&self, range: &Range<'_>) {
         self.stats.inc(Counter::RangeEnd);
+        self.inject.pass(self, &site(Point::RangeEndEnter, range));
         let (start, end) = vpn_range(range.start(), range.end());
         let mut mmu = self.mmu.lock();
         if mmu.contract.invalidates_at(Hook::RangeEnd) {
@@ -172,10 +181,20 @@ impl MmuNotifier for Arc<Device> {
         if idle {
             self.idle.notify_all();
         }
+        self.inject.pass(self, &site(Point::RangeEndExit, range));
     }
 
     fn arch_invalidate_secondary_tlbs(&self, start: usize, end: usize) {
         self.stats.inc(Counter::SecondaryTlbs);
+        // Under the page-table lock: delays spin, parks are refused.
+        let at = Site {
+            point: Point::SecondaryTlbs,
+            start,
+            end,
+            event: None,
+            can_sleep: false,
+        };
+        self.inject.pass(self, &at);
         let full = start == 0 && end == usize::MAX;
         if full {
             self.stats.inc(Counter::SecondaryFull);
@@ -216,6 +235,17 @@ impl MmuNotifier for Arc<Device> {
 
     fn test_young(&self, address: usize) -> bool {
         self.age(address, address + 1, false)
+    }
+}
+
+/// The injection site of a range callback.
+fn site(point: Point, range: &Range<'_>) -> Site {
+    Site {
+        point,
+        start: range.start(),
+        end: range.end(),
+        event: Some(range.event()),
+        can_sleep: range.blockable(),
     }
 }
 

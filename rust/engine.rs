@@ -22,6 +22,7 @@ use kernel::{
 
 use crate::{
     device::{Device, Mmu},
+    inject::{Point, Site},
     stats::Counter,
     translation::{Translation, Vpn},
     uapi,
@@ -80,9 +81,14 @@ impl Device {
     /// Performs `op` at user address `addr` (8-byte aligned) of `mm`.
     pub(crate) fn access(&self, mm: &MmWithUser, addr: usize, op: Op) -> Result<Access> {
         let vpn = addr >> PAGE_SHIFT;
-        let offset = addr & (PAGE_SIZE - 1);
         let write = op.writes();
         let mut outcome = 0;
+        if self.inject.armed(Point::AccessHit) {
+            let hit = matches!(self.mmu.lock().dtlb.peek(vpn), Some(t) if t.permits(write));
+            if hit {
+                self.inject.pass(self, &Site::page(Point::AccessHit, addr));
+            }
+        }
         for _ in 0..MAX_FAULT_RETRIES {
             {
                 let mut mmu = self.mmu.lock();
@@ -112,27 +118,48 @@ impl Device {
                     }
                 }
                 if let Some(t) = mmu.dtlb.lookup(vpn).filter(|t| t.permits(write)) {
-                    let value = match op {
-                        Op::Read => t.page.load(offset),
-                        Op::Write(v) => {
-                            t.page.store(offset, v);
-                            v
-                        }
-                        Op::Cas { expected, new } => t.page.compare_exchange(offset, expected, new),
-                    };
-                    t.accessed = true;
-                    t.dirty |= write;
-                    if let Some(event) = t.stale {
-                        outcome |= uapi::TLBRACE_OUT_STALE;
-                        self.stats.stale(addr, event, write);
-                    }
-                    return Ok(Access { value, outcome });
+                    return Ok(self.use_translation(t, addr, op, outcome));
                 }
             }
             outcome |= uapi::TLBRACE_OUT_FAULT;
             self.fault(mm, vpn, write)?;
         }
         Err(EAGAIN)
+    }
+
+    /// Performs `op` only if the dTLB holds a usable translation (`ENOENT`
+    /// otherwise): what the device does inside a notifier callback, where it
+    /// may not fault.
+    pub(crate) fn access_hit_only(&self, addr: usize, op: Op) -> Result<Access> {
+        let mut mmu = self.mmu.lock();
+        match mmu.dtlb.lookup(addr >> PAGE_SHIFT) {
+            Some(t) if t.permits(op.writes()) => {
+                self.stats.inc(Counter::Hits);
+                Ok(self.use_translation(t, addr, op, uapi::TLBRACE_OUT_HIT))
+            }
+            _ => Err(ENOENT),
+        }
+    }
+
+    /// The access itself, through translation `t` (MMU lock held).
+    fn use_translation(&self, t: &mut Translation, addr: usize, op: Op, outcome: u32) -> Access {
+        let offset = addr & (PAGE_SIZE - 1);
+        let value = match op {
+            Op::Read => t.page.load(offset),
+            Op::Write(v) => {
+                t.page.store(offset, v);
+                v
+            }
+            Op::Cas { expected, new } => t.page.compare_exchange(offset, expected, new),
+        };
+        t.accessed = true;
+        t.dirty |= op.writes();
+        let mut outcome = outcome;
+        if let Some(event) = t.stale {
+            outcome |= uapi::TLBRACE_OUT_STALE;
+            self.stats.stale(addr, event, op.writes());
+        }
+        Access { value, outcome }
     }
 
     /// Runs a batch; `stop` is polled every 1024 words so that long
@@ -186,6 +213,9 @@ impl Device {
 
             self.stats.inc(Counter::Faults);
             let page = Arc::new(UserPage::get(mm, vpn << PAGE_SHIFT, write)?, GFP_KERNEL)?;
+            // Between the walk and the fill: where a racing invalidation hurts.
+            self.inject
+                .pass(self, &Site::page(Point::FaultFill, vpn << PAGE_SHIFT));
             let node = if has_dpt {
                 Some(RBTreeNodeReservation::new(GFP_KERNEL)?)
             } else {
@@ -209,12 +239,14 @@ impl Device {
             if stale.is_some() {
                 let recheck_seq = mmu.truth.seq();
                 drop(mmu);
-                let now = UserPage::get(mm, vpn << PAGE_SHIFT, write)?;
+                // A failed second walk (the page is gone) keeps the verdict:
+                // the broken device fills what its first walk found.
+                let now = UserPage::get(mm, vpn << PAGE_SHIFT, write).ok();
                 mmu = self.mmu.lock();
                 if mmu.released {
                     return Err(ESRCH);
                 }
-                if now == *page {
+                if now.as_ref() == Some(&*page) {
                     stale = mmu.truth.marked_since(recheck_seq, vpn);
                 }
             }

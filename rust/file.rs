@@ -74,7 +74,9 @@ impl MiscDevice for TlbraceFile {
     }
 
     fn release(me: Pin<KBox<Self>>, _file: &File) {
-        // A job still queued or running must not outlive the file for long.
+        // Nothing may stay parked or armed, and a job still queued or running
+        // must not outlive the file.
+        let _ = me.dev.inject.disarm(uapi::TLBRACE_ALL_ARMS);
         me.dev.cancel_job();
     }
 
@@ -92,6 +94,10 @@ impl MiscDevice for TlbraceFile {
             uapi::TLBRACE_IOC_STATS => me.stats(user, false),
             uapi::TLBRACE_IOC_RESET_STATS => me.stats(user, true),
             uapi::TLBRACE_IOC_WAIT => me.wait(user),
+            uapi::TLBRACE_IOC_INJECT_ARM => me.inject_arm(user),
+            uapi::TLBRACE_IOC_INJECT_DISARM => me.inject_disarm(user),
+            uapi::TLBRACE_IOC_INJECT_RELEASE => me.inject_release(user),
+            uapi::TLBRACE_IOC_INJECT_STATUS => me.inject_status(user),
             _ => return Err(ENOTTY),
         }?;
         Ok(0)
@@ -318,6 +324,37 @@ impl TlbraceFile {
             .writer()
             .write_slice(out.as_slice().as_bytes())?;
         s.nr_entries = out.len() as u32;
+        writer.write(&s)
+    }
+
+    fn inject_arm(&self, user: UserSlice) -> Result {
+        let (a, mut writer) = read_arg::<uapi::tlbrace_inject>(user)?;
+        self.with_own_mm(|_| self.device().inject.arm(&a))?;
+        writer.write(&a)
+    }
+
+    fn inject_disarm(&self, user: UserSlice) -> Result {
+        let (a, mut writer) = read_arg::<uapi::tlbrace_inject>(user)?;
+        self.with_own_mm(|_| self.device().inject.disarm(a.id))?;
+        writer.write(&a)
+    }
+
+    fn inject_release(&self, user: UserSlice) -> Result {
+        let (mut r, mut writer) = read_arg::<uapi::tlbrace_release>(user)?;
+        if r.reserved != 0 {
+            return Err(EINVAL);
+        }
+        r.released = self.with_own_mm(|_| self.device().inject.release(r.id))?;
+        writer.write(&r)
+    }
+
+    fn inject_status(&self, user: UserSlice) -> Result {
+        let (mut s, mut writer) = read_arg::<uapi::tlbrace_inject_status>(user)?;
+        check_flags(s.flags, 0)?;
+        self.with_own_mm(|_| {
+            self.device().inject.status(&mut s.arms);
+            Ok(())
+        })?;
         writer.write(&s)
     }
 

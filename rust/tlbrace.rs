@@ -21,6 +21,7 @@ mod dtlb;
 mod engine;
 mod file;
 pub mod flush_work;
+mod inject;
 pub mod mmu_notifier;
 mod staleness;
 mod stats;

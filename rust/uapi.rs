@@ -39,6 +39,13 @@ pub(crate) const TLBRACE_IOC_SNAPSHOT: u32 = iowr::<tlbrace_snapshot>(TLBRACE_IO
 pub(crate) const TLBRACE_IOC_STATS: u32 = iowr::<tlbrace_stats>(TLBRACE_IOC_NR_STATS);
 pub(crate) const TLBRACE_IOC_RESET_STATS: u32 = iowr::<tlbrace_stats>(TLBRACE_IOC_NR_RESET_STATS);
 pub(crate) const TLBRACE_IOC_WAIT: u32 = iowr::<tlbrace_wait>(TLBRACE_IOC_NR_WAIT);
+pub(crate) const TLBRACE_IOC_INJECT_ARM: u32 = iowr::<tlbrace_inject>(TLBRACE_IOC_NR_INJECT_ARM);
+pub(crate) const TLBRACE_IOC_INJECT_DISARM: u32 =
+    iowr::<tlbrace_inject>(TLBRACE_IOC_NR_INJECT_DISARM);
+pub(crate) const TLBRACE_IOC_INJECT_RELEASE: u32 =
+    iowr::<tlbrace_release>(TLBRACE_IOC_NR_INJECT_RELEASE);
+pub(crate) const TLBRACE_IOC_INJECT_STATUS: u32 =
+    iowr::<tlbrace_inject_status>(TLBRACE_IOC_NR_INJECT_STATUS);
 
 /// An ioctl argument struct: it starts with `__u32 size`, which the caller
 /// sets to the size of the struct it was compiled with.
@@ -81,4 +88,8 @@ impl_abi!(
     part tlbrace_stale_event,
     arg tlbrace_stats,
     arg tlbrace_wait,
+    arg tlbrace_inject,
+    part tlbrace_arm_status,
+    arg tlbrace_inject_status,
+    arg tlbrace_release,
 );

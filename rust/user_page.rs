@@ -40,24 +40,24 @@ impl UserPage {
     /// it, for writing if `write` (which breaks COW as a device write would).
     ///
     /// Takes the mmap read lock of `mm`: the caller must not hold it, nor be
-    /// in a notifier callback of `mm`.  May sleep.
+    /// in a notifier callback of `mm`.  GUP may drop and retake the lock
+    /// (`FOLL_UNLOCKABLE`): a fault on a userfaultfd-registered range then
+    /// waits for the monitor, as a CPU access would.  May sleep.
     pub fn get(mm: &MmWithUser, addr: usize, write: bool) -> Result<Self> {
         let flags = if write { bindings::FOLL_WRITE } else { 0 };
         let mut page: *mut bindings::page = core::ptr::null_mut();
-        let _guard = mm.mmap_read_lock();
-        // SAFETY: `mm` has `mm_users > 0` (invariant of `MmWithUser`) and its
-        // mmap read lock is held by `_guard` for the whole call; `locked` is
-        // NULL, so GUP does not drop it.  `page` is valid for one entry.
+        let mut locked: kernel::ffi::c_int = 1;
+        // SAFETY: `mm` has `mm_users > 0` (invariant of `MmWithUser`).
+        unsafe { bindings::mmap_read_lock(mm.as_raw()) };
+        // SAFETY: The mmap read lock is held and `locked` says so; GUP drops
+        // it only after clearing `locked`.  `page` is valid for one entry.
         let ret = unsafe {
-            bindings::get_user_pages_remote(
-                mm.as_raw(),
-                addr,
-                1,
-                flags,
-                &mut page,
-                core::ptr::null_mut(),
-            )
+            bindings::get_user_pages_remote(mm.as_raw(), addr, 1, flags, &mut page, &mut locked)
         };
+        if locked != 0 {
+            // SAFETY: GUP returned with the lock still held (`locked`).
+            unsafe { bindings::mmap_read_unlock(mm.as_raw()) };
+        }
         if ret < 0 {
             return Err(Error::from_errno(ret as i32));
         }

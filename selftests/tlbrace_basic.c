@@ -32,6 +32,10 @@ _Static_assert(sizeof(struct tlbrace_snapshot) == 40, "tlbrace_snapshot");
 _Static_assert(sizeof(struct tlbrace_stale_event) == 16, "tlbrace_stale_event");
 _Static_assert(sizeof(struct tlbrace_stats) == 8 + 16 * 8 + 8 + 16 * 16, "tlbrace_stats");
 _Static_assert(sizeof(struct tlbrace_wait) == 16 + sizeof(struct tlbrace_access), "tlbrace_wait");
+_Static_assert(sizeof(struct tlbrace_inject) == 80, "tlbrace_inject");
+_Static_assert(sizeof(struct tlbrace_arm_status) == 56, "tlbrace_arm_status");
+_Static_assert(sizeof(struct tlbrace_inject_status) == 8 + 8 * 56, "tlbrace_inject_status");
+_Static_assert(sizeof(struct tlbrace_release) == 16, "tlbrace_release");
 
 FIXTURE(dev)
 {
@@ -242,6 +246,59 @@ TEST_F(dev, wait_bad_input)
 	EXPECT_EQ(EFAULT, tlbrace_err(ioctl(self->fd, TLBRACE_IOC_WAIT, (void *)8)));
 }
 
+TEST_F(dev, inject_bad_input)
+{
+	struct tlbrace_inject a = { .id = 0, .point = TLBRACE_POINT_RANGE_START_ENTER,
+				    .action = TLBRACE_ACTION_DELAY, .delay_us = 10 };
+	struct tlbrace_release r = { .size = sizeof(r), .id = 99 };
+
+	EXPECT_EQ(0, inj_arm(self->fd, &a));
+	a.id = TLBRACE_NR_ARMS;
+	EXPECT_EQ(EINVAL, inj_arm(self->fd, &a));
+	a.id = 1;
+	a.point = TLBRACE_NR_POINTS;
+	EXPECT_EQ(EINVAL, inj_arm(self->fd, &a));
+	a.point = TLBRACE_POINT_GATHER_CLOSE;
+	EXPECT_EQ(EOPNOTSUPP, inj_arm(self->fd, &a));
+	a.point = TLBRACE_POINT_RANGE_END_ENTER;
+	a.delay_us = 0;
+	EXPECT_EQ(EINVAL, inj_arm(self->fd, &a));
+	a.delay_us = TLBRACE_DELAY_MAX_US + 1;
+	EXPECT_EQ(EINVAL, inj_arm(self->fd, &a));
+	/* The secondary-TLB hook runs under the PT lock: short spins, no park. */
+	a.point = TLBRACE_POINT_SECONDARY_TLBS;
+	a.delay_us = TLBRACE_DELAY_ATOMIC_MAX_US + 1;
+	EXPECT_EQ(EINVAL, inj_arm(self->fd, &a));
+	a.action = TLBRACE_ACTION_PARK;
+	EXPECT_EQ(EINVAL, inj_arm(self->fd, &a));
+	a.point = TLBRACE_POINT_RANGE_END_ENTER;
+	a.timeout_ms = TLBRACE_PARK_MAX_MS + 1;
+	EXPECT_EQ(EINVAL, inj_arm(self->fd, &a));
+	a.timeout_ms = 100;
+	a.release_on = 1; /* itself */
+	EXPECT_EQ(EINVAL, inj_arm(self->fd, &a));
+	a.release_on = TLBRACE_RELEASE_BY_IOCTL;
+	a.start = 2 * PAGE;
+	a.end = PAGE;
+	EXPECT_EQ(EINVAL, inj_arm(self->fd, &a));
+	a.start = a.end = 0;
+	a.action = TLBRACE_ACTION_ACCESS;
+	a.access_addr = 4;
+	EXPECT_EQ(EINVAL, inj_arm(self->fd, &a));
+	a.access_addr = 8;
+	a.access_op = 7;
+	EXPECT_EQ(EINVAL, inj_arm(self->fd, &a));
+	a.action = 9;
+	EXPECT_EQ(EINVAL, inj_arm(self->fd, &a));
+	EXPECT_EQ(EINVAL, inj_disarm(self->fd, TLBRACE_NR_ARMS));
+	EXPECT_EQ(0, inj_disarm(self->fd, TLBRACE_ALL_ARMS));
+	EXPECT_EQ(EINVAL, tlbrace_err(ioctl(self->fd, TLBRACE_IOC_INJECT_RELEASE, &r)));
+	r.id = 0;
+	r.reserved = 1;
+	EXPECT_EQ(EINVAL, tlbrace_err(ioctl(self->fd, TLBRACE_IOC_INJECT_RELEASE, &r)));
+	EXPECT_EQ(0, inj_release(self->fd, TLBRACE_ALL_ARMS));
+}
+
 /* Every open device shows its counters under debugfs until it is closed. */
 TEST(debugfs_stats)
 {
@@ -289,7 +346,10 @@ TEST_F(dev, other_mm_gets_eperm)
 	if (pid == 0) {
 		struct tlbrace_stats st;
 		__u64 v;
+		struct tlbrace_inject a = { .point = TLBRACE_POINT_RANGE_START_ENTER,
+					    .action = TLBRACE_ACTION_DELAY, .delay_us = 1 };
 		int ok = dev_read(self->fd, &v, &v, NULL) == EPERM &&
+			 inj_arm(self->fd, &a) == EPERM &&
 			 tlbrace_config(self->fd, TLBRACE_CONTRACT_NONE, 64, 4, 0) == EPERM &&
 			 dev_stats(self->fd, &st) == EPERM;
 

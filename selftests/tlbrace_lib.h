@@ -169,4 +169,50 @@ static inline __u64 cpu_pfn(const void *p)
 	return (ent & (1ULL << 63)) ? (ent & ((1ULL << 55) - 1)) : 0;
 }
 
+static inline int inj_arm(int fd, struct tlbrace_inject *a)
+{
+	a->size = sizeof(*a);
+	return tlbrace_err(ioctl(fd, TLBRACE_IOC_INJECT_ARM, a));
+}
+
+static inline int inj_disarm(int fd, __u32 id)
+{
+	struct tlbrace_inject a = { .size = sizeof(a), .id = id };
+
+	return tlbrace_err(ioctl(fd, TLBRACE_IOC_INJECT_DISARM, &a));
+}
+
+static inline int inj_release(int fd, __u32 id)
+{
+	struct tlbrace_release r = { .size = sizeof(r), .id = id };
+
+	return tlbrace_err(ioctl(fd, TLBRACE_IOC_INJECT_RELEASE, &r));
+}
+
+static inline int inj_status(int fd, struct tlbrace_inject_status *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->size = sizeof(*s);
+	return tlbrace_err(ioctl(fd, TLBRACE_IOC_INJECT_STATUS, s));
+}
+
+/*
+ * Wait until the state "n tasks parked at arm id" holds.  This polls a
+ * state the module reports, it does not guess a timing window; the bound
+ * only turns a broken run into a failure instead of a hang.
+ */
+static inline int inj_wait_parked(int fd, __u32 id, __u32 n, int bound_ms)
+{
+	struct tlbrace_inject_status s;
+
+	for (int i = 0; i < bound_ms * 10; i++) {
+		if (inj_status(fd, &s))
+			return -1;
+		if (s.arms[id].parked >= n)
+			return 0;
+		usleep(100);
+	}
+	return -1;
+}
+
 #endif /* TLBRACE_LIB_H */

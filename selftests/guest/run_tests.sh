@@ -42,5 +42,6 @@ suite setup setup
 suite kunit ./kunit.sh
 suite tlbrace_basic ./tlbrace_basic
 suite tlbrace_coherence ./tlbrace_coherence
+suite tlbrace_races ./tlbrace_races
 suite hmm-tests ./hmm-tests
 suite teardown teardown

@@ -290,6 +290,129 @@ struct tlbrace_stats {
 	struct tlbrace_stale_event ring[TLBRACE_STALE_RING];
 };
 
+/* Injection points: named places in the callbacks and device paths. */
+#define TLBRACE_POINT_RANGE_START_ENTER	0 /* invalidate_range_start, before the contract acts */
+#define TLBRACE_POINT_RANGE_START_EXIT	1 /* invalidate_range_start, after it */
+#define TLBRACE_POINT_RANGE_END_ENTER	2 /* invalidate_range_end, before the contract acts */
+#define TLBRACE_POINT_RANGE_END_EXIT	3 /* invalidate_range_end, after it */
+#define TLBRACE_POINT_SECONDARY_TLBS	4 /* arch_invalidate_secondary_tlbs (PT lock held) */
+#define TLBRACE_POINT_FAULT_FILL	5 /* device fault: after the CPU walk, before the fill */
+#define TLBRACE_POINT_ACCESS_HIT	6 /* device access about to use a dTLB hit */
+#define TLBRACE_POINT_GATHER_CLOSE	7 /* reserved for the batched contract */
+#define TLBRACE_NR_POINTS		8
+
+/* Actions of an armed point. */
+#define TLBRACE_ACTION_DELAY		0 /* wait delay_us (spins where sleeping is not allowed) */
+#define TLBRACE_ACTION_PARK		1 /* block until released or timeout_ms passed */
+#define TLBRACE_ACTION_ACCESS		2 /* run a device access right there, hit-only */
+
+#define TLBRACE_NR_ARMS			8
+#define TLBRACE_RELEASE_BY_IOCTL	0xffffffffU
+#define TLBRACE_ALL_ARMS		0xffffffffU
+#define TLBRACE_PARK_DEFAULT_MS		1000
+#define TLBRACE_PARK_MAX_MS		10000
+#define TLBRACE_DELAY_MAX_US		100000
+#define TLBRACE_DELAY_ATOMIC_MAX_US	1000
+
+/* tlbrace_inject.access_op */
+#define TLBRACE_INJ_READ		0
+#define TLBRACE_INJ_WRITE		1
+
+/**
+ * struct tlbrace_inject - TLBRACE_IOC_INJECT_ARM / _DISARM argument
+ * @size:         sizeof(struct tlbrace_inject)
+ * @id:           arm slot, 0..TLBRACE_NR_ARMS-1 (DISARM: or TLBRACE_ALL_ARMS)
+ * @point:        TLBRACE_POINT_*
+ * @action:       TLBRACE_ACTION_*
+ * @start:        address filter: fire only if the point's range overlaps
+ * @end:          [start, end); 0 and 0 match everything
+ * @events:       event filter: bit (1 << MMU_NOTIFY_*) per accepted event;
+ *                0 accepts all (device-path points have no event)
+ * @nth:          fire from the nth matching pass on (0 and 1: the first)
+ * @count:        fire at most this many times (0: no limit)
+ * @delay_us:     DELAY: 1..TLBRACE_DELAY_MAX_US (TLBRACE_DELAY_ATOMIC_MAX_US
+ *                at SECONDARY_TLBS, where it spins)
+ * @timeout_ms:   PARK: bound of the park, 0 for TLBRACE_PARK_DEFAULT_MS, at
+ *                most TLBRACE_PARK_MAX_MS
+ * @release_on:   PARK: TLBRACE_RELEASE_BY_IOCTL, or the id of another arm
+ *                whose firing releases this park (a rendezvous)
+ * @access_op:    ACCESS: TLBRACE_INJ_READ or TLBRACE_INJ_WRITE
+ * @access_addr:  ACCESS: 8-byte aligned user address
+ * @access_value: ACCESS: the value written
+ *
+ * PARK is refused (-EINVAL) at SECONDARY_TLBS, which runs under the page-table
+ * lock, and skipped (counted in @refused of the status) in a callback that
+ * may not sleep.  Closing the file disarms everything and releases parks.
+ */
+struct tlbrace_inject {
+	__u32 size;
+	__u32 id;
+	__u32 point;
+	__u32 action;
+	__u64 start;
+	__u64 end;
+	__u32 events;
+	__u32 nth;
+	__u32 count;
+	__u32 delay_us;
+	__u32 timeout_ms;
+	__u32 release_on;
+	__u32 access_op;
+	__u32 reserved;
+	__u64 access_addr;
+	__u64 access_value;
+};
+
+/**
+ * struct tlbrace_arm_status - state of one arm slot
+ * @armed:         the slot is armed
+ * @parked:        tasks parked at it now
+ * @matched:       passes that matched the filters
+ * @fired:         times the action ran
+ * @timeouts:      parks that ended by timeout
+ * @refused:       parks skipped because the context could not sleep
+ * @access_error:  ACCESS: 0, -ENOENT when there was no dTLB hit, or an errno
+ * @access_outcome: ACCESS: TLBRACE_OUT_* of the last access
+ * @access_value:  ACCESS: the value read (or written)
+ */
+struct tlbrace_arm_status {
+	__u32 armed;
+	__u32 parked;
+	__u64 matched;
+	__u64 fired;
+	__u64 timeouts;
+	__u64 refused;
+	__s32 access_error;
+	__u32 access_outcome;
+	__u64 access_value;
+};
+
+/**
+ * struct tlbrace_inject_status - TLBRACE_IOC_INJECT_STATUS argument
+ * @size:  sizeof(struct tlbrace_inject_status)
+ * @flags: must be zero
+ * @arms:  out: one entry per slot
+ */
+struct tlbrace_inject_status {
+	__u32 size;
+	__u32 flags;
+	struct tlbrace_arm_status arms[TLBRACE_NR_ARMS];
+};
+
+/**
+ * struct tlbrace_release - TLBRACE_IOC_INJECT_RELEASE argument
+ * @size:     sizeof(struct tlbrace_release)
+ * @id:       the arm whose parked tasks go on, or TLBRACE_ALL_ARMS
+ * @released: out: tasks released
+ * @reserved: zero
+ */
+struct tlbrace_release {
+	__u32 size;
+	__u32 id;
+	__u32 released;
+	__u32 reserved;
+};
+
 #define TLBRACE_IOC_NR_CONFIG		0x01
 #define TLBRACE_IOC_NR_READ		0x02
 #define TLBRACE_IOC_NR_WRITE		0x03
@@ -300,6 +423,10 @@ struct tlbrace_stats {
 #define TLBRACE_IOC_NR_STATS		0x08
 #define TLBRACE_IOC_NR_RESET_STATS	0x09
 #define TLBRACE_IOC_NR_WAIT		0x0a
+#define TLBRACE_IOC_NR_INJECT_ARM	0x0b
+#define TLBRACE_IOC_NR_INJECT_DISARM	0x0c
+#define TLBRACE_IOC_NR_INJECT_RELEASE	0x0d
+#define TLBRACE_IOC_NR_INJECT_STATUS	0x0e
 
 #define TLBRACE_IOC_CONFIG \
 	_IOWR(TLBRACE_IOC_MAGIC, TLBRACE_IOC_NR_CONFIG, struct tlbrace_config)
@@ -321,5 +448,13 @@ struct tlbrace_stats {
 	_IOWR(TLBRACE_IOC_MAGIC, TLBRACE_IOC_NR_RESET_STATS, struct tlbrace_stats)
 #define TLBRACE_IOC_WAIT \
 	_IOWR(TLBRACE_IOC_MAGIC, TLBRACE_IOC_NR_WAIT, struct tlbrace_wait)
+#define TLBRACE_IOC_INJECT_ARM \
+	_IOWR(TLBRACE_IOC_MAGIC, TLBRACE_IOC_NR_INJECT_ARM, struct tlbrace_inject)
+#define TLBRACE_IOC_INJECT_DISARM \
+	_IOWR(TLBRACE_IOC_MAGIC, TLBRACE_IOC_NR_INJECT_DISARM, struct tlbrace_inject)
+#define TLBRACE_IOC_INJECT_RELEASE \
+	_IOWR(TLBRACE_IOC_MAGIC, TLBRACE_IOC_NR_INJECT_RELEASE, struct tlbrace_release)
+#define TLBRACE_IOC_INJECT_STATUS \
+	_IOWR(TLBRACE_IOC_MAGIC, TLBRACE_IOC_NR_INJECT_STATUS, struct tlbrace_inject_status)
 
 #endif /* _UAPI_LINUX_TLBRACE_H */

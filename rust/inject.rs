@@ -1,0 +1,388 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Injection points: named places in the notifier callbacks and device paths
+//! where an armed action runs, so that a race is *made* to happen instead of
+//! hoped for.
+//!
+//! An arm (one of [`NR_ARMS`] slots per device) names a point, filters
+//! (address range, notifier event, from the nth match on, at most `count`
+//! times) and an action: a bounded delay, a park until released (by ioctl or
+//! by another arm firing: a rendezvous) or a timeout, or a device access run
+//! right there.  Parks only happen where the context may sleep; everything
+//! is disarmed, and every park released, when the file closes.
+//!
+//! Lock order: `Injector::arms` is taken without the device's MMU lock held,
+//! and no action runs with it held except the park's own wait.
+
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use kernel::{
+    new_condvar, new_spinlock,
+    prelude::*,
+    sync::{CondVar, CondVarTimeoutResult, SpinLock},
+    time::{
+        delay::{fsleep, udelay},
+        msecs_to_jiffies, Delta,
+    },
+};
+
+use crate::{device::Device, engine::Op, mmu_notifier::Event, uapi};
+
+/// Arm slots per device.
+pub(crate) const NR_ARMS: usize = uapi::TLBRACE_NR_ARMS as usize;
+
+/// A named place where an armed action can run.
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub(crate) enum Point {
+    RangeStartEnter = uapi::TLBRACE_POINT_RANGE_START_ENTER,
+    RangeStartExit = uapi::TLBRACE_POINT_RANGE_START_EXIT,
+    RangeEndEnter = uapi::TLBRACE_POINT_RANGE_END_ENTER,
+    RangeEndExit = uapi::TLBRACE_POINT_RANGE_END_EXIT,
+    SecondaryTlbs = uapi::TLBRACE_POINT_SECONDARY_TLBS,
+    FaultFill = uapi::TLBRACE_POINT_FAULT_FILL,
+    AccessHit = uapi::TLBRACE_POINT_ACCESS_HIT,
+}
+
+impl Point {
+    fn from_uapi(v: u32) -> Result<Self> {
+        Ok(match v {
+            uapi::TLBRACE_POINT_RANGE_START_ENTER => Self::RangeStartEnter,
+            uapi::TLBRACE_POINT_RANGE_START_EXIT => Self::RangeStartExit,
+            uapi::TLBRACE_POINT_RANGE_END_ENTER => Self::RangeEndEnter,
+            uapi::TLBRACE_POINT_RANGE_END_EXIT => Self::RangeEndExit,
+            uapi::TLBRACE_POINT_SECONDARY_TLBS => Self::SecondaryTlbs,
+            uapi::TLBRACE_POINT_FAULT_FILL => Self::FaultFill,
+            uapi::TLBRACE_POINT_ACCESS_HIT => Self::AccessHit,
+            uapi::TLBRACE_POINT_GATHER_CLOSE => return Err(EOPNOTSUPP),
+            _ => return Err(EINVAL),
+        })
+    }
+
+    fn bit(self) -> u32 {
+        1 << self as u32
+    }
+}
+
+/// Where and how a point is passed.
+pub(crate) struct Site {
+    pub(crate) point: Point,
+    /// The byte range the pass concerns (one page on device paths).
+    pub(crate) start: usize,
+    pub(crate) end: usize,
+    /// The notifier event, for callback points.
+    pub(crate) event: Option<Event>,
+    /// Whether the context may sleep (parks are skipped where it may not).
+    pub(crate) can_sleep: bool,
+}
+
+impl Site {
+    /// A pass on a device path, about the page at `addr`; may sleep.
+    pub(crate) fn page(point: Point, addr: usize) -> Self {
+        let start = addr & !(kernel::page::PAGE_SIZE - 1);
+        Self {
+            point,
+            start,
+            end: start + kernel::page::PAGE_SIZE,
+            event: None,
+            can_sleep: true,
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Action {
+    Delay(u32),
+    Park {
+        timeout_ms: u32,
+        release_on: Option<usize>,
+    },
+    Access {
+        op: Op,
+        addr: usize,
+    },
+}
+
+#[derive(Clone, Copy)]
+struct Arm {
+    point: Point,
+    start: usize,
+    end: usize,
+    events: u32,
+    nth: u64,
+    count: u64,
+    action: Action,
+    status: uapi::tlbrace_arm_status,
+}
+
+impl Arm {
+    fn matches(&self, site: &Site) -> bool {
+        let any_range = self.start == 0 && self.end == 0;
+        let in_range = any_range || (site.start < self.end && self.start < site.end);
+        let event_ok = match site.event {
+            Some(e) => self.events == 0 || self.events & (1 << e as u32) != 0,
+            None => self.events == 0,
+        };
+        self.point == site.point && in_range && event_ok
+    }
+}
+
+struct Arms {
+    slots: [Option<Arm>; NR_ARMS],
+    /// Bumped to release the tasks parked at a slot.
+    release_gen: [u64; NR_ARMS],
+}
+
+/// The injection state of one device.
+#[pin_data]
+pub(crate) struct Injector {
+    /// One bit per [`Point`] with an arm: the fast path of every pass.
+    armed: AtomicU32,
+    #[pin]
+    arms: SpinLock<Arms>,
+    #[pin]
+    released: CondVar,
+}
+
+impl Injector {
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            armed: AtomicU32::new(0),
+            arms <- new_spinlock!(Arms { slots: [None; NR_ARMS], release_gen: [0; NR_ARMS] }),
+            released <- new_condvar!(),
+        })
+    }
+
+    /// Whether any arm names `point` (cheap; for paths that must do extra
+    /// work to offer a point).
+    pub(crate) fn armed(&self, point: Point) -> bool {
+        self.armed.load(Ordering::Relaxed) & point.bit() != 0
+    }
+
+    fn update_mask(&self, arms: &Arms) {
+        let mask = arms
+            .slots
+            .iter()
+            .flatten()
+            .fold(0, |m, a| m | a.point.bit());
+        self.armed.store(mask, Ordering::Relaxed);
+    }
+
+    /// Arms slot `id` from the uapi description.
+    pub(crate) fn arm(&self, a: &uapi::tlbrace_inject) -> Result {
+        let id = a.id as usize;
+        let point = Point::from_uapi(a.point)?;
+        if id >= NR_ARMS || a.reserved != 0 || a.start > a.end || a.nth > 1 << 30 {
+            return Err(EINVAL);
+        }
+        let action = match a.action {
+            uapi::TLBRACE_ACTION_DELAY => {
+                let max = if point == Point::SecondaryTlbs {
+                    uapi::TLBRACE_DELAY_ATOMIC_MAX_US
+                } else {
+                    uapi::TLBRACE_DELAY_MAX_US
+                };
+                if a.delay_us == 0 || a.delay_us > max {
+                    return Err(EINVAL);
+                }
+                Action::Delay(a.delay_us)
+            }
+            uapi::TLBRACE_ACTION_PARK => {
+                // The secondary-TLB hook runs under the page-table lock.
+                if point == Point::SecondaryTlbs || a.timeout_ms > uapi::TLBRACE_PARK_MAX_MS {
+                    return Err(EINVAL);
+                }
+                let release_on = match a.release_on {
+                    uapi::TLBRACE_RELEASE_BY_IOCTL => None,
+                    other if (other as usize) < NR_ARMS && other as usize != id => {
+                        Some(other as usize)
+                    }
+                    _ => return Err(EINVAL),
+                };
+                let timeout_ms = match a.timeout_ms {
+                    0 => uapi::TLBRACE_PARK_DEFAULT_MS,
+                    t => t,
+                };
+                Action::Park {
+                    timeout_ms,
+                    release_on,
+                }
+            }
+            uapi::TLBRACE_ACTION_ACCESS => {
+                let op = match a.access_op {
+                    uapi::TLBRACE_INJ_READ => Op::Read,
+                    uapi::TLBRACE_INJ_WRITE => Op::Write(a.access_value),
+                    _ => return Err(EINVAL),
+                };
+                if a.access_addr % 8 != 0 {
+                    return Err(EINVAL);
+                }
+                Action::Access {
+                    op,
+                    addr: a.access_addr as usize,
+                }
+            }
+            _ => return Err(EINVAL),
+        };
+        let arm = Arm {
+            point,
+            start: a.start as usize,
+            end: a.end as usize,
+            events: a.events,
+            nth: u64::from(a.nth.max(1)),
+            count: u64::from(a.count),
+            action,
+            status: uapi::tlbrace_arm_status {
+                armed: 1,
+                ..Default::default()
+            },
+        };
+        let mut arms = self.arms.lock();
+        // Re-arming a slot releases whoever was parked at it.
+        arms.release_gen[id] += 1;
+        arms.slots[id] = Some(arm);
+        self.update_mask(&arms);
+        drop(arms);
+        self.released.notify_all();
+        Ok(())
+    }
+
+    /// Disarms slot `id` (or all) and releases its parked tasks.
+    pub(crate) fn disarm(&self, id: u32) -> Result {
+        let mut arms = self.arms.lock();
+        for i in slot_ids(id)? {
+            arms.slots[i] = None;
+            arms.release_gen[i] += 1;
+        }
+        self.update_mask(&arms);
+        drop(arms);
+        self.released.notify_all();
+        Ok(())
+    }
+
+    /// Releases the tasks parked at slot `id` (or all); returns how many.
+    pub(crate) fn release(&self, id: u32) -> Result<u32> {
+        let mut arms = self.arms.lock();
+        let mut n = 0;
+        for i in slot_ids(id)? {
+            arms.release_gen[i] += 1;
+            n += arms.slots[i].map_or(0, |a| a.status.parked);
+        }
+        drop(arms);
+        self.released.notify_all();
+        Ok(n)
+    }
+
+    /// The state of every slot.
+    pub(crate) fn status(&self, out: &mut [uapi::tlbrace_arm_status; NR_ARMS]) {
+        let arms = self.arms.lock();
+        for (o, a) in out.iter_mut().zip(arms.slots.iter()) {
+            *o = a.map(|a| a.status).unwrap_or_default();
+        }
+    }
+
+    /// Passes a point: runs the actions of the arms that fire here.
+    pub(crate) fn pass(&self, dev: &Device, site: &Site) {
+        if !self.armed(site.point) {
+            return;
+        }
+        let mut fire = [None; NR_ARMS];
+        {
+            let mut arms = self.arms.lock();
+            let mut rendezvous = false;
+            for (i, slot) in arms.slots.iter_mut().enumerate() {
+                let Some(arm) = slot.as_mut().filter(|a| a.matches(site)) else {
+                    continue;
+                };
+                arm.status.matched += 1;
+                let exhausted = arm.count != 0 && arm.status.fired >= arm.count;
+                if arm.status.matched < arm.nth || exhausted {
+                    continue;
+                }
+                arm.status.fired += 1;
+                fire[i] = Some(arm.action);
+                rendezvous = true;
+            }
+            if rendezvous {
+                // Arms parked until one of these fired may go on.
+                for i in 0..NR_ARMS {
+                    let waits_on = |j: usize| matches!(arms.slots[i], Some(Arm { action: Action::Park { release_on: Some(r), .. }, .. }) if r == j);
+                    if (0..NR_ARMS).any(|j| fire[j].is_some() && waits_on(j)) {
+                        arms.release_gen[i] += 1;
+                    }
+                }
+                drop(arms);
+                self.released.notify_all();
+            }
+        }
+        for (id, action) in fire.iter().enumerate() {
+            match *action {
+                Some(Action::Delay(us)) => delay(us, site.can_sleep),
+                Some(Action::Park { timeout_ms, .. }) => self.park(id, timeout_ms, site.can_sleep),
+                Some(Action::Access { op, addr }) => {
+                    let r = dev.access_hit_only(addr, op);
+                    let mut arms = self.arms.lock();
+                    if let Some(arm) = arms.slots[id].as_mut() {
+                        match r {
+                            Ok(a) => {
+                                arm.status.access_error = 0;
+                                arm.status.access_outcome = a.outcome;
+                                arm.status.access_value = a.value;
+                            }
+                            Err(e) => arm.status.access_error = e.to_errno(),
+                        }
+                    }
+                }
+                None => {}
+            }
+        }
+    }
+
+    fn park(&self, id: usize, timeout_ms: u32, can_sleep: bool) {
+        let mut arms = self.arms.lock();
+        let Some(arm) = arms.slots[id].as_mut() else {
+            return;
+        };
+        if !can_sleep {
+            arm.status.refused += 1;
+            return;
+        }
+        arm.status.parked += 1;
+        let gen = arms.release_gen[id];
+        let mut left = msecs_to_jiffies(timeout_ms);
+        let mut timed_out = false;
+        while arms.release_gen[id] == gen {
+            match self.released.wait_interruptible_timeout(&mut arms, left) {
+                CondVarTimeoutResult::Woken { jiffies } => left = jiffies,
+                CondVarTimeoutResult::Timeout => {
+                    timed_out = true;
+                    break;
+                }
+                // A signal (SIGKILL of the parked task) ends the park.
+                CondVarTimeoutResult::Signal { .. } => break,
+            }
+        }
+        // The slot may have been re-armed meanwhile: do not underflow.
+        if let Some(arm) = arms.slots[id].as_mut() {
+            arm.status.parked = arm.status.parked.saturating_sub(1);
+            arm.status.timeouts += u64::from(timed_out);
+        }
+    }
+}
+
+fn slot_ids(id: u32) -> Result<core::ops::Range<usize>> {
+    match id {
+        uapi::TLBRACE_ALL_ARMS => Ok(0..NR_ARMS),
+        i if (i as usize) < NR_ARMS => Ok(i as usize..i as usize + 1),
+        _ => Err(EINVAL),
+    }
+}
+
+fn delay(us: u32, can_sleep: bool) {
+    let d = Delta::from_micros(i64::from(us));
+    if can_sleep {
+        fsleep(d);
+    } else {
+        udelay(d);
+    }
+}
