@@ -12,6 +12,10 @@ VM_TIMEOUT ?= 1800
 VM_SMP    ?= 2
 VM_MEM    ?= 2G
 VM_ACCEL  ?=
+# Iterations per race-matrix cell: safe cells (must show 0 violations) and
+# unsafe cells (must reproduce in >= 99%).
+RACE_SAFE_ITERS   ?= 10000
+RACE_UNSAFE_ITERS ?= 100
 
 SRCTREE   := $(CURDIR)
 OUT       := $(SRCTREE)/build
@@ -70,6 +74,7 @@ help:
 	@echo '                    (needs CONFIG_RUST=y and CONFIG_MMU_NOTIFIER=y)'
 	@echo '  LLVM=$(LLVM)       - LLVM suffix passed to Kbuild'
 	@echo '  VM_SMP=$(VM_SMP) VM_MEM=$(VM_MEM) VM_TIMEOUT=$(VM_TIMEOUT) VM_ACCEL=kvm|tcg (default: detected)'
+	@echo '  RACE_SAFE_ITERS=$(RACE_SAFE_ITERS) RACE_UNSAFE_ITERS=$(RACE_UNSAFE_ITERS) - race matrix iterations per cell'
 	@echo '  CACHE=$(CACHE)'
 	@echo
 	@echo 'Cached kernel: $(KBUILD)'
@@ -103,11 +108,12 @@ initramfs: modules selftests
 	@bash scripts/mkinitramfs.sh $(INITRAMFS) $(OUT)/selftests $(MODULE) \
 		$(KBUILD)/lib/test_hmm.ko
 
-VM = VM_ACCEL=$(VM_ACCEL) VM_SMP=$(VM_SMP) VM_MEM=$(VM_MEM) VM_TIMEOUT=$(VM_TIMEOUT) \
+VM = VM_APPEND="tlbrace_safe_iters=$(RACE_SAFE_ITERS) tlbrace_unsafe_iters=$(RACE_UNSAFE_ITERS)" \
+	VM_ACCEL=$(VM_ACCEL) VM_SMP=$(VM_SMP) VM_MEM=$(VM_MEM) VM_TIMEOUT=$(VM_TIMEOUT) \
 	bash scripts/run-vm.sh $(KBUILD)/arch/x86/boot/bzImage $(INITRAMFS)
 
 check: initramfs
-	@$(VM) check
+	@$(VM) check; rc=$$?; bash scripts/race-table.sh $(OUT)/vm-check.log $(OUT); exit $$rc
 
 demo: initramfs
 	@$(VM) demo

@@ -16,7 +16,7 @@ kernel=${1:?usage: run-vm.sh BZIMAGE INITRAMFS MODE}
 initrd=${2:?}
 mode=${3:?}
 top=$(cd "$(dirname "$0")/.." && pwd)
-: "${VM_SMP:=2}" "${VM_MEM:=2G}" "${VM_TIMEOUT:=1800}"
+: "${VM_SMP:=2}" "${VM_MEM:=2G}" "${VM_TIMEOUT:=1800}" "${VM_APPEND:=}"
 log=${VM_LOG:-$top/build/vm-$mode.log}
 
 # KVM only when the CPU really has VMX/SVM: a /dev/kvm without it (nested
@@ -33,7 +33,7 @@ fi
 
 qemu=(qemu-system-x86_64 -accel "$accel" -cpu max -smp "$VM_SMP" -m "$VM_MEM"
 	-kernel "$kernel" -initrd "$initrd" -nographic -no-reboot -nic none
-	-append "console=ttyS0 loglevel=3 panic=-1 tlbrace_mode=$mode")
+	-append "console=ttyS0 loglevel=3 panic=-1 tlbrace_mode=$mode $VM_APPEND")
 
 echo "  VM       $mode: ${accel%%,*}, $VM_SMP vCPUs, $VM_MEM, timeout ${VM_TIMEOUT}s, log $log" >&2
 case "$mode" in

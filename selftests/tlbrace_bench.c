@@ -24,7 +24,7 @@
 
 #include <lib/test_hmm_uapi.h>
 
-#include "tlbrace_lib.h"
+#include "tlbrace_scenarios.h"
 
 #define PAGES	64
 #define ROUNDS	5
@@ -149,6 +149,63 @@ static double engine(int fd, char *buf, int pages, int flush_dpt)
 	return t / ROUNDS / pages;
 }
 
+/* Hits per second of a scenario function run back to back for `secs`. */
+static double rate(int fd, int (*run)(int), double secs, int *iters, int *hits)
+{
+	double t0 = now_us(), t;
+
+	*iters = *hits = 0;
+	do {
+		int r;
+
+		if (dev_flush(fd, TLBRACE_FLUSH_DPT))
+			die("flush");
+		r = run(fd);
+		if (r < 0)
+			die("scenario set-up");
+		*hits += r;
+		(*iters)++;
+		t = now_us() - t0;
+	} while (t < secs * 1e6);
+	return *hits / (t / 1e6);
+}
+
+static void stochastic_vs_deterministic(double secs)
+{
+	static const struct {
+		const char *name;
+		int contract;
+		int (*deterministic)(int);
+		int (*stochastic)(int);
+	} races[] = {
+		{ "cow_stale_read", DEFERRED_END, scenario_cow, stochastic_cow },
+		{ "cow_stale_read", NONE, scenario_cow, stochastic_cow },
+		{ "unmap_during_fill", NONE, scenario_unmap_during_fill,
+		  stochastic_unmap_during_fill },
+	};
+	static const __u32 uapi[] = {
+		TLBRACE_CONTRACT_SYNC, TLBRACE_CONTRACT_DEFERRED_END,
+		TLBRACE_CONTRACT_SVA, TLBRACE_CONTRACT_NONE,
+	};
+
+	printf("\n# races: injected (deterministic) vs left to timing (stochastic), %.0f s each\n",
+	       secs);
+	printf("%-20s %-13s %9s %9s %9s %9s %9s %9s\n", "scenario", "contract", "det.iter",
+	       "det.hits", "det.hit/s", "sto.iter", "sto.hits", "sto.hit/s");
+	for (unsigned int i = 0; i < sizeof(races) / sizeof(races[0]); i++) {
+		int fd = tlbrace_open(), di, dh, si, sh;
+		double d, st;
+
+		if (fd < 0 || tlbrace_config(fd, uapi[races[i].contract], 64, 4, 0))
+			die("race setup");
+		d = rate(fd, races[i].deterministic, secs, &di, &dh);
+		st = rate(fd, races[i].stochastic, secs, &si, &sh);
+		printf("%-20s %-13s %9d %9d %9.1f %9d %9d %9.1f\n", races[i].name,
+		       contract_names[races[i].contract], di, dh, d, si, sh, st);
+		close(fd);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	int iters = argc > 1 ? atoi(argv[1]) : 400;
@@ -193,5 +250,6 @@ int main(int argc, char **argv)
 		printf("%-22s %12.0f %8.2f\n", "device fault (GUP)", fault, fault / hit);
 		close(fd);
 	}
+	stochastic_vs_deterministic(argc > 2 ? atof(argv[2]) : 5);
 	return 0;
 }

@@ -38,6 +38,10 @@ teardown() {
 	if out=$(rmmod tlbrace 2>&1); then echo "ok 1 rmmod tlbrace"; else echo "not ok 1 rmmod tlbrace # $out"; fi
 }
 
+# Iterations of each race-matrix cell (kernel command line, see make help).
+export TLBRACE_SAFE_ITERS=${tlbrace_safe_iters:-10000}
+export TLBRACE_UNSAFE_ITERS=${tlbrace_unsafe_iters:-100}
+
 suite setup setup
 suite kunit ./kunit.sh
 suite tlbrace_basic ./tlbrace_basic

@@ -1,0 +1,387 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The seed races as scenario functions, shared by the race matrix
+ * (tlbrace_races.c) and the stochastic comparison (tlbrace_bench.c).  Each
+ * returns 1 when the violation happened, 0 when not, <0 when it could not set
+ * up.  See Documentation/races/ for the interleavings.
+ */
+#ifndef TLBRACE_SCENARIOS_H
+#define TLBRACE_SCENARIOS_H
+
+#include <poll.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+
+#include <linux/userfaultfd.h>
+
+#include "tlbrace_lib.h"
+
+/* Event numbers of enum mmu_notifier_event (not in the uapi). */
+#define EV_CLEAR	1
+#define EV_SOFT_DIRTY	4
+
+enum { SYNC, DEFERRED_END, SVA, NONE, NR_CONTRACTS };
+
+static const char *const contract_names[] = { "sync", "deferred-end", "sva", "none" };
+
+/* A scenario returns 1 when the violation happened, 0 when not, <0 on error. */
+struct scenario {
+	const char *name;
+	int (*run)(int fd);
+	bool unsafe[NR_CONTRACTS];
+};
+
+static inline double now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+static inline volatile __u64 *map_page(void)
+{
+	void *p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static inline int park_at(int fd, __u32 point, volatile void *p, __u32 events)
+{
+	struct tlbrace_inject a = {
+		.id = 0, .point = point, .action = TLBRACE_ACTION_PARK,
+		.start = (uintptr_t)p, .end = (uintptr_t)p + PAGE, .events = events,
+		.count = 1, .timeout_ms = 5000, .release_on = TLBRACE_RELEASE_BY_IOCTL,
+	};
+
+	return inj_arm(fd, &a);
+}
+
+/* ---- 1. COW vs secondary TLB (seed 001) ------------------------------- */
+
+struct writer {
+	volatile __u64 *p;
+	__u64 value;
+	volatile int done;
+};
+
+static inline void *cpu_write(void *arg)
+{
+	struct writer *w = arg;
+
+	*w->p = w->value;
+	w->done = 1;
+	return NULL;
+}
+
+/*
+ * The device caches a read-only translation of a private file page.  A CPU
+ * thread writes: COW copies the page, switches the PTE, and is parked at
+ * invalidate_range_end.  Another CPU thread writes C to the new page.  The
+ * device (worker job) reads: a device still on the pre-COW page reads A.
+ */
+static inline int scenario_cow(int fd)
+{
+	int mfd = memfd_create("tlbrace-cow", MFD_CLOEXEC), ret = -1;
+	__u64 a = 0xa, v;
+	struct writer w = { .value = 0xb };
+	struct tlbrace_stats st0, st;
+	struct tlbrace_wait res;
+	pthread_t t;
+	bool done = false;
+
+	if (mfd < 0 || ftruncate(mfd, PAGE) || pwrite(mfd, &a, 8, 0) != 8)
+		return -1;
+	w.p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE, mfd, 0);
+	if (w.p == MAP_FAILED || dev_read(fd, w.p, &v, NULL) || v != a ||
+	    park_at(fd, TLBRACE_POINT_RANGE_END_ENTER, w.p, 1 << EV_CLEAR))
+		goto out;
+	if (pthread_create(&t, NULL, cpu_write, &w))
+		goto out;
+	if (inj_wait_parked(fd, 0, 1, 5000))
+		goto join;
+	*w.p = 0xc;
+	dev_stats(fd, &st0);
+	if (dev_submit(fd, TLBRACE_IOC_READ, w.p, 1, 0))
+		goto join;
+	/* Until the job is done, or blocked waiting for the invalidation. */
+	for (int i = 0; i < 50000 && !done; i++) {
+		done = dev_wait(fd, 0, &res) == 0;
+		dev_stats(fd, &st);
+		if (!done && st.fault_retries > st0.fault_retries)
+			break;
+		usleep(100);
+	}
+	inj_release(fd, 0);
+	if (!done && dev_wait(fd, 10000, &res))
+		goto join;
+	ret = res.error == 0 && res.result.value == a;
+join:
+	inj_release(fd, 0);
+	pthread_join(t, NULL);
+out:
+	inj_disarm(fd, TLBRACE_ALL_ARMS);
+	if (w.p != MAP_FAILED)
+		munmap((void *)w.p, PAGE);
+	close(mfd);
+	return ret;
+}
+
+/* ---- 5. Free before flush (seed 002) ----------------------------------- */
+
+struct reader {
+	int fd;
+	volatile __u64 *p;
+	int err;
+	__u64 value;
+	__u32 outcome;
+};
+
+static inline void *device_read(void *arg)
+{
+	struct reader *r = arg;
+
+	r->err = dev_read(r->fd, r->p, &r->value, &r->outcome);
+	return NULL;
+}
+
+/*
+ * The device's fault has walked the CPU page table and is parked before it
+ * fills its TLB.  The CPU unmaps the page.  A device that fills anyway maps a
+ * page that left the CPU page table: use after unmap.
+ */
+static inline int scenario_unmap_during_fill(int fd)
+{
+	struct reader r = { .fd = fd, .p = map_page() };
+	pthread_t t;
+	int ret = -1;
+
+	if (!r.p)
+		return -1;
+	*r.p = 0x55;
+	if (park_at(fd, TLBRACE_POINT_FAULT_FILL, r.p, 0) ||
+	    pthread_create(&t, NULL, device_read, &r))
+		goto out;
+	if (inj_wait_parked(fd, 0, 1, 5000) == 0 && munmap((void *)r.p, PAGE) == 0)
+		ret = 0;
+	inj_release(fd, 0);
+	pthread_join(t, NULL);
+	if (ret == 0)
+		ret = r.err == 0 && r.value == 0x55;
+	else
+		munmap((void *)r.p, PAGE);
+out:
+	inj_disarm(fd, TLBRACE_ALL_ARMS);
+	return ret;
+}
+
+/* ---- 3. Write-protect vs device write (seed 000) ----------------------- */
+
+struct monitor {
+	int uffd, stop;
+	volatile __u64 *p;
+	bool trapped;
+};
+
+static inline void *uffd_monitor(void *arg)
+{
+	struct monitor *m = arg;
+	struct pollfd pfd[2] = { { .fd = m->uffd, .events = POLLIN }, { .fd = m->stop, .events = POLLIN } };
+	struct uffd_msg msg;
+
+	while (poll(pfd, 2, 10000) > 0) {
+		if (pfd[1].revents)
+			break;
+		if (read(m->uffd, &msg, sizeof(msg)) != sizeof(msg))
+			continue;
+		if (msg.event == UFFD_EVENT_PAGEFAULT &&
+		    (msg.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP)) {
+			struct uffdio_writeprotect wp = {
+				.range = { .start = (uintptr_t)m->p, .len = PAGE },
+				.mode = 0,
+			};
+
+			m->trapped = true;
+			ioctl(m->uffd, UFFDIO_WRITEPROTECT, &wp);
+		}
+	}
+	return NULL;
+}
+
+/*
+ * userfaultfd write-protects a page the device holds a writable translation
+ * of.  After UFFDIO_WRITEPROTECT returned, the device writes: the write must
+ * trap to the monitor (which then unprotects the page); a device that kept
+ * its translation writes silently: lost protection.
+ */
+static inline int scenario_uffd_wp(int fd)
+{
+	struct monitor m = { .p = map_page() };
+	struct uffdio_api api = { .api = UFFD_API, .features = UFFD_FEATURE_PAGEFAULT_FLAG_WP };
+	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_WP };
+	struct uffdio_writeprotect wp = { .mode = UFFDIO_WRITEPROTECT_MODE_WP };
+	int stop[2] = { -1, -1 }, ret = -1;
+	pthread_t t;
+
+	m.uffd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (!m.p || m.uffd < 0 || ioctl(m.uffd, UFFDIO_API, &api) || pipe(stop))
+		goto out;
+	m.stop = stop[0];
+	*m.p = 1;
+	reg.range.start = wp.range.start = (uintptr_t)m.p;
+	reg.range.len = wp.range.len = PAGE;
+	if (ioctl(m.uffd, UFFDIO_REGISTER, &reg) || dev_write(fd, m.p, 2, NULL) ||
+	    ioctl(m.uffd, UFFDIO_WRITEPROTECT, &wp))
+		goto out;
+	if (pthread_create(&t, NULL, uffd_monitor, &m))
+		goto out;
+	ret = dev_write(fd, m.p, 3, NULL) == 0 && *m.p == 3 ? !m.trapped : -1;
+	if (write(stop[1], "x", 1) != 1)
+		ret = -1;
+	pthread_join(t, NULL);
+out:
+	if (m.uffd >= 0)
+		close(m.uffd);
+	close(stop[0]);
+	close(stop[1]);
+	if (m.p)
+		munmap((void *)m.p, PAGE);
+	return ret;
+}
+
+static inline int clear_soft_dirty(void)
+{
+	int fd = open("/proc/self/clear_refs", O_WRONLY), ok;
+
+	if (fd < 0)
+		return -1;
+	ok = write(fd, "4", 1) == 1;
+	close(fd);
+	return ok ? 0 : -1;
+}
+
+static inline int soft_dirty(volatile void *p)
+{
+	__u64 ent = 0;
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+
+	if (fd < 0)
+		return -1;
+	if (pread(fd, &ent, sizeof(ent), ((uintptr_t)p / PAGE) * 8) != sizeof(ent))
+		ent = 0;
+	close(fd);
+	return !!(ent & (1ULL << 55));
+}
+
+/*
+ * The same with soft-dirty tracking (CRIU, live migration): after
+ * clear_refs returned, a device write must make the page soft-dirty again;
+ * a device that kept its writable translation leaves no trace.
+ */
+static inline int scenario_soft_dirty(int fd)
+{
+	volatile __u64 *p = map_page();
+	int ret = -1;
+
+	if (!p)
+		return -1;
+	*p = 1;
+	if (dev_write(fd, p, 2, NULL) == 0 && clear_soft_dirty() == 0 &&
+	    soft_dirty(p) == 0 && dev_write(fd, p, 3, NULL) == 0 && *p == 3)
+		ret = soft_dirty(p) == 0;
+	munmap((void *)p, PAGE);
+	return ret;
+}
+
+/* ---- 4. Dirty tracking vs asynchronous flush (seed 004) ---------------- */
+
+/*
+ * clear_refs clears soft-dirty and write-protects the PTEs between
+ * invalidate_range_start and _end, and flushes the TLBs only after _end.  The
+ * device writes at invalidate_range_end (an injected access, through its
+ * dTLB only): a device whose translation survived to that point writes with
+ * no trace, and the harvest after clear_refs finds the page clean although
+ * its contents changed: lost dirty.  If the device had no translation there,
+ * it writes after clear_refs returned, through a fault.
+ */
+static inline int scenario_dirty_window(int fd)
+{
+	volatile __u64 *p = map_page();
+	struct tlbrace_inject a = {
+		.id = 0, .point = TLBRACE_POINT_RANGE_END_ENTER, .action = TLBRACE_ACTION_ACCESS,
+		.events = 1 << EV_SOFT_DIRTY, .count = 1,
+		.access_op = TLBRACE_INJ_WRITE, .access_value = 3,
+	};
+	struct tlbrace_inject_status st;
+	int ret = -1;
+
+	if (!p)
+		return -1;
+	*p = 1;
+	a.start = a.access_addr = (uintptr_t)p;
+	a.end = a.start + PAGE;
+	if (dev_write(fd, p, 2, NULL) || inj_arm(fd, &a) || clear_soft_dirty() ||
+	    inj_status(fd, &st) || st.arms[0].fired != 1)
+		goto out;
+	if (st.arms[0].access_error && dev_write(fd, p, 3, NULL))
+		goto out;
+	ret = *p == 3 ? soft_dirty(p) == 0 : -1;
+out:
+	inj_disarm(fd, TLBRACE_ALL_ARMS);
+	munmap((void *)p, PAGE);
+	return ret;
+}
+
+/*
+ * Stochastic twins of scenarios 1 and 5: the same race left to timing, as
+ * hmm-tests' anon_teardown does, and judged by the staleness detector
+ * (TLBRACE_OUT_STALE) since no injection point says when the window was.
+ */
+static inline int stochastic_cow(int fd)
+{
+	int mfd = memfd_create("tlbrace-cow", MFD_CLOEXEC), hit = 0;
+	struct writer w = { .value = 0xb };
+	__u64 a = 0xa, v;
+	__u32 out;
+	pthread_t t;
+
+	if (mfd < 0 || ftruncate(mfd, PAGE) || pwrite(mfd, &a, 8, 0) != 8)
+		return -1;
+	w.p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE, mfd, 0);
+	if (w.p == MAP_FAILED || dev_read(fd, w.p, &v, NULL) ||
+	    pthread_create(&t, NULL, cpu_write, &w)) {
+		hit = -1;
+		goto out;
+	}
+	while (!w.done)
+		if (dev_read(fd, w.p, &v, &out) == 0 && (out & TLBRACE_OUT_STALE))
+			hit = 1;
+	pthread_join(t, NULL);
+out:
+	if (w.p != MAP_FAILED)
+		munmap((void *)w.p, PAGE);
+	close(mfd);
+	return hit;
+}
+
+static inline int stochastic_unmap_during_fill(int fd)
+{
+	struct reader r = { .fd = fd, .p = map_page() };
+	pthread_t t;
+
+	if (!r.p)
+		return -1;
+	*r.p = 0x55;
+	if (pthread_create(&t, NULL, device_read, &r)) {
+		munmap((void *)r.p, PAGE);
+		return -1;
+	}
+	munmap((void *)r.p, PAGE);
+	pthread_join(t, NULL);
+	return r.err == 0 && (r.outcome & TLBRACE_OUT_STALE);
+}
+
+#endif /* TLBRACE_SCENARIOS_H */
