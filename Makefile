@@ -16,6 +16,8 @@ VM_ACCEL  ?=
 # unsafe cells (must reproduce in >= 99%).
 RACE_SAFE_ITERS   ?= 10000
 RACE_UNSAFE_ITERS ?= 100
+# Run only these guest suites (comma-separated), e.g. SUITES=kunit,tlbrace_races.
+SUITES    ?=
 
 SRCTREE   := $(CURDIR)
 OUT       := $(SRCTREE)/build
@@ -75,6 +77,7 @@ help:
 	@echo '  LLVM=$(LLVM)       - LLVM suffix passed to Kbuild'
 	@echo '  VM_SMP=$(VM_SMP) VM_MEM=$(VM_MEM) VM_TIMEOUT=$(VM_TIMEOUT) VM_ACCEL=kvm|tcg (default: detected)'
 	@echo '  RACE_SAFE_ITERS=$(RACE_SAFE_ITERS) RACE_UNSAFE_ITERS=$(RACE_UNSAFE_ITERS) - race matrix iterations per cell'
+	@echo '  SUITES=a,b      - run only these guest suites (e.g. kunit,tlbrace_races)'
 	@echo '  CACHE=$(CACHE)'
 	@echo
 	@echo 'Cached kernel: $(KBUILD)'
@@ -108,7 +111,8 @@ initramfs: modules selftests
 	@bash scripts/mkinitramfs.sh $(INITRAMFS) $(OUT)/selftests $(MODULE) \
 		$(KBUILD)/lib/test_hmm.ko
 
-VM = VM_APPEND="tlbrace_safe_iters=$(RACE_SAFE_ITERS) tlbrace_unsafe_iters=$(RACE_UNSAFE_ITERS)" \
+VM = VM_APPEND="tlbrace_safe_iters=$(RACE_SAFE_ITERS) tlbrace_unsafe_iters=$(RACE_UNSAFE_ITERS) \
+	$(if $(SUITES),tlbrace_suites=$(SUITES))" \
 	VM_ACCEL=$(VM_ACCEL) VM_SMP=$(VM_SMP) VM_MEM=$(VM_MEM) VM_TIMEOUT=$(VM_TIMEOUT) \
 	bash scripts/run-vm.sh $(KBUILD)/arch/x86/boot/bzImage $(INITRAMFS)
 
@@ -122,7 +126,8 @@ demo: initramfs
 bench: initramfs
 	@$(VM) bench
 	@sed -n '/^# tlbrace-bench-begin/,/^# tlbrace-bench-end/{//!p}' $(OUT)/vm-bench.log \
-		>$(OUT)/bench.txt
+		| grep -v '^# trackers-csv' >$(OUT)/bench.txt
+	@python3 scripts/tracker-report.py $(OUT)/vm-bench.log $(OUT)
 	@echo "bench: results in $(OUT)/bench.txt"
 
 shell: initramfs

@@ -30,6 +30,13 @@ pub(crate) enum Contract {
     Sva,
     /// Never invalidates: the negative control, stale by construction.
     None,
+    /// Shadow page table with batched dTLB flushes: `invalidate_range_start`
+    /// opens a gather that clears dPT entries, `invalidate_range_end` closes
+    /// it and flushes the dTLB as the pending-flush tracker decides (see
+    /// `tracker.rs`).  Models a GPU or IOMMU driver that batches its TLB
+    /// invalidations like the CPU's `mmu_gather`.  Correct with every tracker
+    /// but `naive`.
+    Batched,
 }
 
 /// The callbacks that can invalidate device translations.
@@ -41,15 +48,14 @@ pub(crate) enum Hook {
 }
 
 impl Contract {
-    /// Parses the uapi value.  `TLBRACE_CONTRACT_BATCHED` is reserved for the
-    /// pending-flush trackers and not available yet.
+    /// Parses the uapi value.
     pub(crate) fn from_uapi(v: u32) -> Result<Self> {
         match v {
             uapi::TLBRACE_CONTRACT_SYNC => Ok(Self::Sync),
             uapi::TLBRACE_CONTRACT_DEFERRED_END => Ok(Self::DeferredEnd),
             uapi::TLBRACE_CONTRACT_SVA => Ok(Self::Sva),
             uapi::TLBRACE_CONTRACT_NONE => Ok(Self::None),
-            uapi::TLBRACE_CONTRACT_BATCHED => Err(EOPNOTSUPP),
+            uapi::TLBRACE_CONTRACT_BATCHED => Ok(Self::Batched),
             _ => Err(EINVAL),
         }
     }
@@ -61,6 +67,7 @@ impl Contract {
             Self::DeferredEnd => uapi::TLBRACE_CONTRACT_DEFERRED_END,
             Self::Sva => uapi::TLBRACE_CONTRACT_SVA,
             Self::None => uapi::TLBRACE_CONTRACT_NONE,
+            Self::Batched => uapi::TLBRACE_CONTRACT_BATCHED,
         }
     }
 
@@ -79,9 +86,12 @@ impl Contract {
         self != Self::Sva
     }
 
-    /// Whether device faults wait for invalidations in progress.
+    /// Whether device faults wait for invalidations in progress (the
+    /// `mmu_interval_read_begin()` protocol).  `batched` needs it as much as
+    /// `sync`: a walk that overlaps a zap may return the page being zapped,
+    /// and only the dTLB flush is what batching defers.
     pub(crate) fn faults_wait_for_invalidations(self) -> bool {
-        self == Self::Sync
+        matches!(self, Self::Sync | Self::Batched)
     }
 }
 
@@ -92,6 +102,7 @@ impl core::fmt::Display for Contract {
             Self::DeferredEnd => "deferred-end",
             Self::Sva => "sva",
             Self::None => "none",
+            Self::Batched => "batched",
         })
     }
 }

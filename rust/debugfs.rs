@@ -62,8 +62,9 @@ impl Writer for StatsFile {
     fn write(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
         let mut s = uapi::tlbrace_stats::default();
         self.0.stats.read(&mut s, false);
-        let (contract, geo) = self.0.config();
+        let (contract, geo, tracker) = self.0.config();
         writeln!(f, "contract: {contract}")?;
+        writeln!(f, "tracker: {tracker}")?;
         writeln!(
             f,
             "dtlb: {} sets x {} ways, {}",
@@ -86,6 +87,18 @@ impl Writer for StatsFile {
             ("full_flushes", s.full_flushes),
             ("stale_reads", s.stale_reads),
             ("stale_writes", s.stale_writes),
+            ("stale_early", s.stale_early),
+            ("gathers", s.gathers),
+            ("gather_flushed", s.gather_flushed),
+            ("gather_full", s.gather_full),
+            ("closes_nested", s.closes_nested),
+            ("closes_overlapping", s.closes_overlapping),
+            ("gather_waits", s.gather_waits),
+            ("wait_timeouts", s.wait_timeouts),
+            ("pending_flushes", s.pending_flushes),
+            ("tracker_ns", s.tracker_ns),
+            ("kernel_nested", s.kernel_nested),
+            ("kernel_nested_overlapping", s.kernel_nested_overlapping),
         ];
         for (name, v) in counters {
             writeln!(f, "{name}: {v}")?;

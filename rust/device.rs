@@ -21,11 +21,15 @@ use crate::{
     contract::{Contract, Hook},
     dpt::Dpt,
     dtlb::{Displaced, Dtlb, Geometry},
+    gather::{Gather, MAX_GATHERS},
     inject::{Injector, Point, Site},
+    mm_ext,
     mmu_notifier::{MmuNotifier, Range},
     staleness::{Mark, Truth},
     stats::{Counter, Stats},
+    tracker::{self, Tracker},
     translation::{Translation, Vpn},
+    uapi,
     worker::Worker,
 };
 
@@ -48,6 +52,10 @@ pub(crate) struct Mmu {
     pub(crate) truth: Truth,
     /// The address space is gone (`release`): no more translations.
     pub(crate) released: bool,
+    /// `batched`: the pending-flush tracker and the open gathers.
+    pub(crate) tracker: KBox<dyn Tracker>,
+    pub(crate) gathers: KVec<Gather>,
+    pub(crate) next_gather: u64,
 }
 
 impl Mmu {
@@ -72,7 +80,11 @@ impl Mmu {
     /// Applies a staleness mark to the cached translations it covers.
     fn apply(dtlb: &mut Dtlb, dpt: &mut Dpt, m: &Mark) {
         let mut doom = |_: Vpn, t: &mut Translation| {
-            t.stale.get_or_insert(m.event);
+            if m.early {
+                t.flushed.get_or_insert(m.event);
+            } else {
+                t.stale.get_or_insert(m.event);
+            }
         };
         dtlb.for_each_in(m.start, m.end, &mut doom);
         dpt.for_each_in(m.start, m.end, &mut doom);
@@ -110,6 +122,8 @@ impl Device {
     /// A device with the default contract (`sync`) and geometry.
     pub(crate) fn new() -> Result<impl PinInit<Self, Error>> {
         let dtlb = Dtlb::new(Geometry::DEFAULT)?;
+        let tracker = tracker::from_uapi(uapi::TLBRACE_TRACKER_NAIVE)?;
+        let gathers = KVec::with_capacity(MAX_GATHERS, GFP_KERNEL)?;
         Ok(try_pin_init!(Self {
             mmu <- new_spinlock!(Mmu {
                 contract: Contract::Sync,
@@ -119,6 +133,9 @@ impl Device {
                 fill_gen: 0,
                 truth: Truth::new(),
                 released: false,
+                tracker,
+                gathers,
+                next_gather: 0,
             }),
             idle <- new_condvar!(),
             stats <- Stats::new(),
@@ -128,20 +145,31 @@ impl Device {
         }? Error))
     }
 
-    /// The current contract and dTLB geometry.
-    pub(crate) fn config(&self) -> (Contract, Geometry) {
+    /// The current contract, dTLB geometry and tracker.
+    pub(crate) fn config(&self) -> (Contract, Geometry, u32) {
         let mmu = self.mmu.lock();
-        (mmu.contract, mmu.dtlb.geometry())
+        (mmu.contract, mmu.dtlb.geometry(), mmu.tracker.kind())
     }
 
     /// Applies a new contract and geometry; drops every translation.
-    pub(crate) fn configure(&self, contract: Contract, geo: Geometry) -> Result {
+    pub(crate) fn configure(
+        &self,
+        contract: Contract,
+        geo: Geometry,
+        tracker: KBox<dyn Tracker>,
+    ) -> Result {
         let dtlb = Dtlb::new(geo)?;
         let mut mmu = self.mmu.lock();
+        // An open gather belongs to the old tracker.
+        if !mmu.gathers.is_empty() {
+            return Err(EBUSY);
+        }
         mmu.flush(true, &self.stats);
         mmu.contract = contract;
-        // The old dTLB is dropped here, with the lock held: it is empty.
+        // The old dTLB and tracker are dropped with the lock held: nothing
+        // in them sleeps (the dTLB is empty).
         mmu.dtlb = dtlb;
+        mmu.tracker = tracker;
         Ok(())
     }
 }
@@ -157,6 +185,8 @@ impl MmuNotifier for Arc<Device> {
         mmu.truth.begin(start, end, range.event());
         if mmu.contract.invalidates_at(Hook::RangeStart) {
             mmu.invalidate(start, end, &self.stats);
+        } else if mmu.contract == Contract::Batched {
+            self.gather_open(&mut mmu, start, end, range.event());
         }
         drop(mmu);
         self.inject.pass(self, &site(Point::RangeStartExit, range));
@@ -168,9 +198,20 @@ impl MmuNotifier for Arc<Device> {
         self.inject.pass(self, &site(Point::RangeEndEnter, range));
         let (start, end) = vpn_range(range.start(), range.end());
         let mut mmu = self.mmu.lock();
+        // What the real kernel saw: nested batches of this mm, and whether an
+        // overlapping invalidation was open too (the stock rule's precision).
+        if mm_ext::tlb_flush_pending(range.mm()) > 1 {
+            self.stats.inc(Counter::KernelNested);
+            if mmu.truth.open_overlapping(start, end) > 1 {
+                self.stats.inc(Counter::KernelNestedOverlapping);
+            }
+        }
         if mmu.contract.invalidates_at(Hook::RangeEnd) {
             mmu.invalidate(start, end, &self.stats);
+        } else if mmu.contract == Contract::Batched {
+            mmu = self.gather_close(mmu, start, end, range.event(), range.blockable());
         }
+        let batched = mmu.contract == Contract::Batched;
         let Mmu {
             truth, dtlb, dpt, ..
         } = &mut *mmu;
@@ -178,7 +219,8 @@ impl MmuNotifier for Arc<Device> {
         Mmu::apply(dtlb, dpt, &mark);
         let idle = mmu.truth.in_progress() == 0;
         drop(mmu);
-        if idle {
+        // Faults wait for idleness; `ranges-wait` closes for any close.
+        if idle || batched {
             self.idle.notify_all();
         }
         self.inject.pass(self, &site(Point::RangeEndExit, range));

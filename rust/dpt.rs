@@ -76,6 +76,17 @@ impl Dpt {
 
     /// Drops the entries of `[start, end)`; returns how many.
     pub(crate) fn invalidate(&mut self, start: Vpn, end: Vpn) -> usize {
+        self.invalidate_each(start, end, |_| {})
+    }
+
+    /// Drops the entries of `[start, end)`, calling `f` with each page
+    /// dropped; returns how many.
+    pub(crate) fn invalidate_each(
+        &mut self,
+        start: Vpn,
+        end: Vpn,
+        mut f: impl FnMut(Vpn),
+    ) -> usize {
         let mut n = 0;
         let mut cursor = self.tree.cursor_lower_bound_mut(&start);
         while let Some(c) = cursor {
@@ -84,6 +95,7 @@ impl Dpt {
                 break;
             }
             let (next, _node) = c.remove_current();
+            f(vpn);
             n += 1;
             // Past the last node, `remove_current` steps back to the previous.
             cursor = next.filter(|c| *c.current().0 > vpn);

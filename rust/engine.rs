@@ -21,6 +21,7 @@ use kernel::{
 };
 
 use crate::{
+    contract::Contract,
     device::{Device, Mmu},
     inject::{Point, Site},
     stats::Counter,
@@ -158,6 +159,9 @@ impl Device {
         if let Some(event) = t.stale {
             outcome |= uapi::TLBRACE_OUT_STALE;
             self.stats.stale(addr, event, op.writes());
+        } else if t.flushed.is_some() {
+            outcome |= uapi::TLBRACE_OUT_STALE;
+            self.stats.inc(Counter::StaleEarly);
         }
         Access { value, outcome }
     }
@@ -198,6 +202,12 @@ impl Device {
                 if mmu.released {
                     return Err(ESRCH);
                 }
+                // Seed 000: the fault path asks whether a flush is pending
+                // for this address, and flushes it first.
+                if mmu.contract == Contract::Batched && mmu.tracker.pending(vpn) {
+                    self.stats.inc(Counter::PendingFlushes);
+                    mmu.dtlb.invalidate(vpn, vpn + 1);
+                }
                 if mmu.contract.faults_wait_for_invalidations() && mmu.truth.in_progress() > 0 {
                     self.stats.inc(Counter::FaultRetries);
                     let wait = msecs_to_jiffies(FAULT_WAIT_MS);
@@ -235,7 +245,7 @@ impl Device {
             // mark since the walk began.  The walk may have read the old
             // entry (a stale fill) or caused the change itself (breaking
             // COW): a second walk tells which page the CPU maps now.
-            let mut stale = mmu.truth.marked_since(truth_seq, vpn);
+            let mut stale = mmu.truth.marked_since(truth_seq, vpn, false);
             if stale.is_some() {
                 let recheck_seq = mmu.truth.seq();
                 drop(mmu);
@@ -247,7 +257,7 @@ impl Device {
                     return Err(ESRCH);
                 }
                 if now.as_ref() == Some(&*page) {
-                    stale = mmu.truth.marked_since(recheck_seq, vpn);
+                    stale = mmu.truth.marked_since(recheck_seq, vpn, false);
                 }
             }
             mmu.fill_gen += 1;
@@ -258,6 +268,7 @@ impl Device {
                 accessed: false,
                 fill_gen: mmu.fill_gen,
                 stale,
+                flushed: mmu.truth.marked_since(truth_seq, vpn, true),
             };
             if let Some(node) = node {
                 mmu.dpt.insert(node.into_node(vpn, t.clone()));
@@ -307,7 +318,7 @@ impl Device {
                 } else {
                     0
                 }
-                | if t.stale.is_some() {
+                | if t.stale.is_some() || t.flushed.is_some() {
                     uapi::TLBRACE_SNAP_STALE
                 } else {
                     0

@@ -25,6 +25,7 @@ use crate::{
     dtlb::{Geometry, Replacement},
     engine::{Batch, BatchResult, Op},
     mmu_notifier::{Callbacks, Registration},
+    tracker,
     uapi::{self, IoctlArg},
     worker::Job,
 };
@@ -215,7 +216,11 @@ impl TlbraceFile {
     fn config(&self, user: UserSlice) -> Result {
         let (c, mut writer) = read_arg::<uapi::tlbrace_config>(user)?;
         check_flags(c.flags, 0)?;
+        if c.reserved != 0 {
+            return Err(EINVAL);
+        }
         let contract = Contract::from_uapi(c.contract)?;
+        let tracker = tracker::from_uapi(c.tracker)?;
         let sets = c.sets as usize;
         let ways = c.ways as usize;
         if !sets.is_power_of_two()
@@ -236,7 +241,7 @@ impl TlbraceFile {
                 ways,
                 replacement,
             };
-            self.device().configure(contract, geo)
+            self.device().configure(contract, geo, tracker)
         })?;
         debug_assert_eq!(contract.to_uapi(), c.contract);
         writer.write(&c)

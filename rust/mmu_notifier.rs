@@ -113,6 +113,14 @@ impl Range<'_> {
         Event::from_raw(self.0.event)
     }
 
+    /// The address space being invalidated.
+    #[inline]
+    pub fn mm(&self) -> &Mm {
+        // SAFETY: The range's `mm` is the notifier's mm, kept alive (its
+        // `mm_count`) by the registration for the duration of the callback.
+        unsafe { Mm::from_raw(self.0.mm) }
+    }
+
     /// Whether the callback may sleep.  When false (e.g. the OOM reaper),
     /// `invalidate_range_start` must not sleep and may fail with `EAGAIN`.
     #[inline]

@@ -38,6 +38,8 @@ pub(crate) struct Mark {
     pub(crate) start: Vpn,
     pub(crate) end: Vpn,
     pub(crate) event: Event,
+    /// A CPU flush inside an invalidation in progress (not its end).
+    pub(crate) early: bool,
 }
 
 /// Invalidations in progress and the recent marks.
@@ -63,6 +65,17 @@ impl Truth {
         self.open.iter().flatten().count() + self.untracked
     }
 
+    /// Number of invalidations in progress overlapping `[start, end)`.
+    pub(crate) fn open_overlapping(&self, start: Vpn, end: Vpn) -> usize {
+        let tracked = self
+            .open
+            .iter()
+            .flatten()
+            .filter(|o| o.start < end && start < o.end)
+            .count();
+        tracked + self.untracked
+    }
+
     /// The mark sequence, to be compared by [`Truth::marked_since`].
     pub(crate) fn seq(&self) -> u64 {
         self.seq
@@ -76,13 +89,14 @@ impl Truth {
         }
     }
 
-    fn mark(&mut self, start: Vpn, end: Vpn, event: Event) -> Mark {
+    fn mark(&mut self, start: Vpn, end: Vpn, event: Event, early: bool) -> Mark {
         self.seq += 1;
         let m = Mark {
             seq: self.seq,
             start,
             end,
             event,
+            early,
         };
         self.recent[(self.seq as usize) % RECENT] = Some(m);
         m
@@ -98,7 +112,7 @@ impl Truth {
             Some(slot) => *slot = None,
             None => self.untracked = self.untracked.saturating_sub(1),
         }
-        self.mark(start, end, event)
+        self.mark(start, end, event, false)
     }
 
     /// A CPU TLB flush of `[start, end)`: marks its intersection with every
@@ -108,16 +122,17 @@ impl Truth {
             let Some(o) = self.open[i] else { continue };
             let (s, e) = (start.max(o.start), end.min(o.end));
             if s < e {
-                let m = self.mark(s, e, o.event);
+                let m = self.mark(s, e, o.event, true);
                 f(&m);
             }
         }
     }
 
-    /// Whether `vpn` was marked after mark sequence `since`; returns the
-    /// event.  If the ring no longer reaches back that far, assumes it was
-    /// (only broken contracts fill across marks: correct ones retry).
-    pub(crate) fn marked_since(&self, since: u64, vpn: Vpn) -> Option<Event> {
+    /// Whether `vpn` was marked (`early` marks, or end marks) after mark
+    /// sequence `since`; returns the event.  If the ring no longer reaches
+    /// back that far, assumes it was (only broken contracts fill across
+    /// marks: correct ones retry).
+    pub(crate) fn marked_since(&self, since: u64, vpn: Vpn, early: bool) -> Option<Event> {
         if self.seq == since {
             return None;
         }
@@ -127,7 +142,7 @@ impl Truth {
         self.recent
             .iter()
             .flatten()
-            .find(|m| m.seq > since && (m.start..m.end).contains(&vpn))
+            .find(|m| m.seq > since && m.early == early && (m.start..m.end).contains(&vpn))
             .map(|m| m.event)
     }
 }
@@ -135,6 +150,12 @@ impl Truth {
 #[kernel::macros::kunit_tests(tlbrace_staleness)]
 mod tests {
     use super::*;
+
+    impl Truth {
+        fn marked_since_end(&self, since: u64, vpn: Vpn) -> Option<Event> {
+            self.marked_since(since, vpn, false)
+        }
+    }
 
     #[test]
     fn end_marks_the_range() {
@@ -145,10 +166,10 @@ mod tests {
         let m = t.end(10, 20, Event::Clear);
         assert_eq!((m.start, m.end), (10, 20));
         assert_eq!(t.in_progress(), 0);
-        assert_eq!(t.marked_since(seq, 10), Some(Event::Clear));
-        assert_eq!(t.marked_since(seq, 19), Some(Event::Clear));
-        assert_eq!(t.marked_since(seq, 20), None);
-        assert_eq!(t.marked_since(t.seq(), 15), None);
+        assert_eq!(t.marked_since_end(seq, 10), Some(Event::Clear));
+        assert_eq!(t.marked_since_end(seq, 19), Some(Event::Clear));
+        assert_eq!(t.marked_since_end(seq, 20), None);
+        assert_eq!(t.marked_since_end(t.seq(), 15), None);
     }
 
     #[test]
@@ -165,10 +186,12 @@ mod tests {
             assert!((m.start, m.end) == (15, 20) || (m.start, m.end) == (30, 35));
         });
         assert_eq!(marks, 2);
-        assert_eq!(t.marked_since(seq, 12), None);
-        assert_eq!(t.marked_since(seq, 16), Some(Event::Unmap));
-        assert_eq!(t.marked_since(seq, 31), Some(Event::SoftDirty));
-        assert_eq!(t.marked_since(seq, 36), None);
+        assert_eq!(t.marked_since(seq, 12, true), None);
+        assert_eq!(t.marked_since(seq, 16, true), Some(Event::Unmap));
+        assert_eq!(t.marked_since(seq, 31, true), Some(Event::SoftDirty));
+        assert_eq!(t.marked_since(seq, 36, true), None);
+        // Early marks are not end marks.
+        assert_eq!(t.marked_since(seq, 16, false), None);
     }
 
     #[test]
@@ -187,6 +210,6 @@ mod tests {
             t.end(i, i + 1, Event::Clear);
         }
         // Page 1000 was never invalidated, but the ring no longer tells.
-        assert_eq!(t.marked_since(seq, 1000), Some(Event::Clear));
+        assert_eq!(t.marked_since_end(seq, 1000), Some(Event::Clear));
     }
 }

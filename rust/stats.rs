@@ -30,9 +30,21 @@ pub(crate) enum Counter {
     FullFlushes,
     StaleReads,
     StaleWrites,
+    StaleEarly,
+    Gathers,
+    GatherFlushed,
+    GatherFull,
+    ClosesNested,
+    ClosesOverlapping,
+    GatherWaits,
+    WaitTimeouts,
+    PendingFlushes,
+    TrackerNs,
+    KernelNested,
+    KernelNestedOverlapping,
 }
 
-const NR_COUNTERS: usize = Counter::StaleWrites as usize + 1;
+const NR_COUNTERS: usize = Counter::KernelNestedOverlapping as usize + 1;
 const RING: usize = uapi::TLBRACE_STALE_RING as usize;
 
 struct Ring {
@@ -115,6 +127,18 @@ impl Stats {
         out.full_flushes = v[Counter::FullFlushes as usize];
         out.stale_reads = v[Counter::StaleReads as usize];
         out.stale_writes = v[Counter::StaleWrites as usize];
+        out.stale_early = v[Counter::StaleEarly as usize];
+        out.gathers = v[Counter::Gathers as usize];
+        out.gather_flushed = v[Counter::GatherFlushed as usize];
+        out.gather_full = v[Counter::GatherFull as usize];
+        out.closes_nested = v[Counter::ClosesNested as usize];
+        out.closes_overlapping = v[Counter::ClosesOverlapping as usize];
+        out.gather_waits = v[Counter::GatherWaits as usize];
+        out.wait_timeouts = v[Counter::WaitTimeouts as usize];
+        out.pending_flushes = v[Counter::PendingFlushes as usize];
+        out.tracker_ns = v[Counter::TrackerNs as usize];
+        out.kernel_nested = v[Counter::KernelNested as usize];
+        out.kernel_nested_overlapping = v[Counter::KernelNestedOverlapping as usize];
 
         let mut ring = self.ring.lock();
         let n = ring.total.min(RING);

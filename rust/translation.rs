@@ -25,6 +25,11 @@ pub(crate) struct Translation {
     /// Set when an invalidation covering the page completed after the fill:
     /// any use from then on is a stale access.  Holds the invalidation's event.
     pub(crate) stale: Option<Event>,
+    /// Set when the CPUs flushed the page inside an invalidation still in
+    /// progress: a use from then on is an *early* stale access (the CPUs
+    /// already stopped using the translation, the invalidation has not yet
+    /// completed).
+    pub(crate) flushed: Option<Event>,
 }
 
 impl Translation {

@@ -42,7 +42,7 @@ shell)
 check | demo | bench)
 	start=$(date +%s)
 	set +e
-	timeout --foreground -k 10 "$VM_TIMEOUT" "${qemu[@]}" </dev/null 2>&1 | tr -d '\r' >"$log" &
+	timeout --foreground -k 10 "$VM_TIMEOUT" "${qemu[@]}" </dev/null 2>&1 | sed -u 's/\r$//' >"$log" &
 	vm=$!
 	# Follow the log live; the summary script reads it as it grows.
 	python3 "$top/scripts/tap-summary.py" --mode "$mode" --follow "$log" --pid "$vm"

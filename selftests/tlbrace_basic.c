@@ -22,7 +22,7 @@
  */
 _Static_assert(sizeof(struct tlbrace_version) == 16, "tlbrace_version");
 _Static_assert(offsetof(struct tlbrace_version, reserved) == 12, "tlbrace_version");
-_Static_assert(sizeof(struct tlbrace_config) == 24, "tlbrace_config");
+_Static_assert(sizeof(struct tlbrace_config) == 32, "tlbrace_config");
 _Static_assert(sizeof(struct tlbrace_access) == 56, "tlbrace_access");
 _Static_assert(offsetof(struct tlbrace_access, stale) == 52, "tlbrace_access");
 _Static_assert(sizeof(struct tlbrace_range) == 32, "tlbrace_range");
@@ -30,7 +30,7 @@ _Static_assert(sizeof(struct tlbrace_flush) == 16, "tlbrace_flush");
 _Static_assert(sizeof(struct tlbrace_snapshot_entry) == 32, "tlbrace_snapshot_entry");
 _Static_assert(sizeof(struct tlbrace_snapshot) == 40, "tlbrace_snapshot");
 _Static_assert(sizeof(struct tlbrace_stale_event) == 16, "tlbrace_stale_event");
-_Static_assert(sizeof(struct tlbrace_stats) == 8 + 16 * 8 + 8 + 16 * 16, "tlbrace_stats");
+_Static_assert(sizeof(struct tlbrace_stats) == 8 + 28 * 8 + 8 + 16 * 16, "tlbrace_stats");
 _Static_assert(sizeof(struct tlbrace_wait) == 16 + sizeof(struct tlbrace_access), "tlbrace_wait");
 _Static_assert(sizeof(struct tlbrace_inject) == 80, "tlbrace_inject");
 _Static_assert(sizeof(struct tlbrace_arm_status) == 56, "tlbrace_arm_status");
@@ -122,8 +122,8 @@ TEST_F(dev, config_bad_values)
 	EXPECT_EQ(0, tlbrace_config(self->fd, TLBRACE_CONTRACT_SVA, TLBRACE_MAX_SETS,
 				    TLBRACE_MAX_WAYS, TLBRACE_REPL_LRU));
 	EXPECT_EQ(0, tlbrace_config(self->fd, TLBRACE_CONTRACT_NONE, 2, 3, TLBRACE_REPL_LRU));
-	/* The batched contract needs the trackers, not there yet. */
-	EXPECT_EQ(EOPNOTSUPP, tlbrace_config(self->fd, TLBRACE_CONTRACT_BATCHED, 64, 4, 0));
+	/* The batched contract takes a tracker; others ignore the field. */
+	EXPECT_EQ(0, tlbrace_config(self->fd, TLBRACE_CONTRACT_BATCHED, 64, 4, 0));
 	EXPECT_EQ(EINVAL, tlbrace_config(self->fd, 99, 64, 4, 0));
 	EXPECT_EQ(EINVAL, tlbrace_config(self->fd, TLBRACE_CONTRACT_SYNC, 0, 4, 0));
 	EXPECT_EQ(EINVAL, tlbrace_config(self->fd, TLBRACE_CONTRACT_SYNC, 48, 4, 0));
@@ -143,6 +143,15 @@ TEST_F(dev, config_bad_size_and_flags)
 	c.size = sizeof(c);
 	c.flags = 1;
 	EXPECT_EQ(EINVAL, tlbrace_err(ioctl(self->fd, TLBRACE_IOC_CONFIG, &c)));
+	c.flags = 0;
+	c.tracker = 99;
+	EXPECT_EQ(EINVAL, tlbrace_err(ioctl(self->fd, TLBRACE_IOC_CONFIG, &c)));
+	c.tracker = TLBRACE_TRACKER_RANGES_WAIT;
+	c.reserved = 1;
+	EXPECT_EQ(EINVAL, tlbrace_err(ioctl(self->fd, TLBRACE_IOC_CONFIG, &c)));
+	c.reserved = 0;
+	c.contract = TLBRACE_CONTRACT_BATCHED;
+	EXPECT_EQ(0, tlbrace_err(ioctl(self->fd, TLBRACE_IOC_CONFIG, &c)));
 	EXPECT_EQ(EFAULT, tlbrace_err(ioctl(self->fd, TLBRACE_IOC_CONFIG, (void *)8)));
 }
 

@@ -14,6 +14,7 @@
  * by the dPT, and device faults.
  */
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -206,6 +207,103 @@ static void stochastic_vs_deterministic(double secs)
 	}
 }
 
+/* ---- pending-flush trackers ------------------------------------------- */
+
+#define TR_PAGES	8
+#define TR_ITERS	150
+
+struct tr_thread {
+	int fd;
+	char *range;
+	pthread_t t;
+};
+
+static void *tr_worker(void *arg)
+{
+	struct tr_thread *w = arg;
+	struct tlbrace_access a = {
+		.size = sizeof(a), .addr = (uintptr_t)w->range, .count = TR_PAGES, .stride = PAGE,
+	};
+
+	for (int i = 0; i < TR_ITERS; i++) {
+		for (int p = 0; p < TR_PAGES; p++)
+			w->range[p * PAGE] = i;
+		/* The device mirrors the range, then the CPU zaps it. */
+		ioctl(w->fd, TLBRACE_IOC_READ, &a);
+		madvise(w->range, TR_PAGES * PAGE, MADV_DONTNEED);
+	}
+	return NULL;
+}
+
+static const char *const workloads[] = { "disjoint", "overlapping", "mixed" };
+static const struct {
+	const char *name;
+	__u32 id;
+} trackers[] = {
+	{ "naive", TLBRACE_TRACKER_NAIVE },
+	{ "counter", TLBRACE_TRACKER_COUNTER },
+	{ "ranges", TLBRACE_TRACKER_RANGES },
+	{ "ranges-wait", TLBRACE_TRACKER_RANGES_WAIT },
+	{ "ranges-full", TLBRACE_TRACKER_RANGES_FULL },
+};
+
+/*
+ * T threads zap TR_PAGES-page ranges: their own (disjoint), all the same
+ * one (overlapping), or pairs sharing one (mixed), with one device on the
+ * mm mirroring each range before the zap.
+ */
+static void tracker_run(int threads, int workload, int tracker, int round)
+{
+	char *buf = mmap(NULL, 8 * TR_PAGES * PAGE, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	int fd = tlbrace_open();
+	struct tr_thread w[8];
+	struct tlbrace_stats st;
+	double t0, secs;
+
+	if (buf == MAP_FAILED || fd < 0 ||
+	    tlbrace_config_tracker(fd, TLBRACE_CONTRACT_BATCHED, trackers[tracker].id, 64, 4, 0))
+		die("tracker setup");
+	t0 = now_ns();
+	for (int i = 0; i < threads; i++) {
+		int slot = workload == 0 ? i : workload == 1 ? 0 : i / 2;
+
+		w[i].fd = fd;
+		w[i].range = buf + slot * TR_PAGES * PAGE;
+		if (pthread_create(&w[i].t, NULL, tr_worker, &w[i]))
+			die("pthread_create");
+	}
+	for (int i = 0; i < threads; i++)
+		pthread_join(w[i].t, NULL);
+	secs = (now_ns() - t0) / 1e9;
+	if (dev_stats(fd, &st))
+		die("stats");
+	printf("# trackers-csv: %d,%d,%s,%s,%llu,%.1f,%llu,%.3f,%llu,%.0f,%.0f,%llu,%.3f\n",
+	       round, threads, workloads[workload], trackers[tracker].name, st.gathers,
+	       st.gathers ? 1000.0 * st.gather_full / st.gathers : 0, st.gather_flushed,
+	       st.closes_nested ? 1.0 * (st.closes_nested - st.closes_overlapping) / st.closes_nested : 0,
+	       st.stale_reads + st.stale_writes,
+	       st.gathers ? 1.0 * st.tracker_ns / st.gathers : 0,
+	       threads * TR_ITERS / secs, st.kernel_nested,
+	       st.kernel_nested ?
+	       1.0 * (st.kernel_nested - st.kernel_nested_overlapping) / st.kernel_nested : 0);
+	close(fd);
+	munmap(buf, 8 * TR_PAGES * PAGE);
+}
+
+static void tracker_bench(int max_threads, int rounds)
+{
+	printf("\n# pending-flush trackers (batched contract), %d-page ranges, %d zaps per thread\n",
+	       TR_PAGES, TR_ITERS);
+	/* Rounds interleave every configuration, so drift hits all alike. */
+	for (int r = 0; r < rounds; r++)
+		for (int t = 1; t <= max_threads; t *= 2)
+			for (int wl = 0; wl < 3; wl++)
+				for (unsigned int k = 0; k < sizeof(trackers) / sizeof(trackers[0]); k++)
+					if (t > 1 || wl == 0)
+						tracker_run(t, wl, k, r);
+}
+
 int main(int argc, char **argv)
 {
 	int iters = argc > 1 ? atoi(argv[1]) : 400;
@@ -251,5 +349,6 @@ int main(int argc, char **argv)
 		close(fd);
 	}
 	stochastic_vs_deterministic(argc > 2 ? atof(argv[2]) : 5);
+	tracker_bench(4, 3);
 	return 0;
 }

@@ -26,6 +26,7 @@ FIXTURE(coh)
 FIXTURE_VARIANT(coh)
 {
 	__u32 contract;
+	__u32 tracker;
 	bool coherent;
 	bool has_dpt;
 };
@@ -45,11 +46,19 @@ FIXTURE_VARIANT_ADD(coh, none)
 	.contract = TLBRACE_CONTRACT_NONE, .coherent = false, .has_dpt = true,
 };
 
+/* The experiment, outside any race: it must be as coherent as sync. */
+FIXTURE_VARIANT_ADD(coh, batched_ranges)
+{
+	.contract = TLBRACE_CONTRACT_BATCHED, .tracker = TLBRACE_TRACKER_RANGES,
+	.coherent = true, .has_dpt = true,
+};
+
 FIXTURE_SETUP(coh)
 {
 	self->fd = tlbrace_open();
 	ASSERT_GE(self->fd, 0) TH_LOG("open /dev/tlbrace: %s", strerror(errno));
-	ASSERT_EQ(0, tlbrace_config(self->fd, variant->contract, 64, 4, TLBRACE_REPL_LRU));
+	ASSERT_EQ(0, tlbrace_config_tracker(self->fd, variant->contract, variant->tracker,
+					    64, 4, TLBRACE_REPL_LRU));
 }
 
 FIXTURE_TEARDOWN(coh)
@@ -383,7 +392,8 @@ TEST_F(coh, dtlb_capacity_and_replacement)
 	memset(buf, 1, 3 * PAGE);
 
 	/* One set of two ways, LRU: p0 was used last, so p2 evicts p1. */
-	ASSERT_EQ(0, tlbrace_config(self->fd, variant->contract, 1, 2, TLBRACE_REPL_LRU));
+	ASSERT_EQ(0, tlbrace_config_tracker(self->fd, variant->contract, variant->tracker, 1, 2,
+					    TLBRACE_REPL_LRU));
 	read_outcome(self->fd, p0);
 	read_outcome(self->fd, p1);
 	ASSERT_TRUE(read_outcome(self->fd, p0) & TLBRACE_OUT_HIT);
@@ -392,7 +402,8 @@ TEST_F(coh, dtlb_capacity_and_replacement)
 	ASSERT_FALSE(read_outcome(self->fd, p1) & TLBRACE_OUT_HIT);
 
 	/* FIFO: p0 was filled first, so p2 evicts it despite the recent use. */
-	ASSERT_EQ(0, tlbrace_config(self->fd, variant->contract, 1, 2, TLBRACE_REPL_FIFO));
+	ASSERT_EQ(0, tlbrace_config_tracker(self->fd, variant->contract, variant->tracker, 1, 2,
+					    TLBRACE_REPL_FIFO));
 	read_outcome(self->fd, p0);
 	read_outcome(self->fd, p1);
 	ASSERT_TRUE(read_outcome(self->fd, p0) & TLBRACE_OUT_HIT);

@@ -27,14 +27,21 @@ static inline int tlbrace_open(void)
 	return open("/dev/" TLBRACE_DEVICE_NAME, O_RDWR | O_CLOEXEC);
 }
 
-static inline int tlbrace_config(int fd, __u32 contract, __u32 sets, __u32 ways, __u32 repl)
+static inline int tlbrace_config_tracker(int fd, __u32 contract, __u32 tracker, __u32 sets,
+					 __u32 ways, __u32 repl)
 {
 	struct tlbrace_config c = {
-		.size = sizeof(c), .contract = contract,
+		.size = sizeof(c), .contract = contract, .tracker = tracker,
 		.sets = sets, .ways = ways, .replacement = repl,
 	};
 
 	return tlbrace_err(ioctl(fd, TLBRACE_IOC_CONFIG, &c));
+}
+
+/* The batched contract gets the naive tracker here. */
+static inline int tlbrace_config(int fd, __u32 contract, __u32 sets, __u32 ways, __u32 repl)
+{
+	return tlbrace_config_tracker(fd, contract, TLBRACE_TRACKER_NAIVE, sets, ways, repl);
 }
 
 static inline int tlbrace_access(int fd, unsigned long cmd, struct tlbrace_access *a)

@@ -20,21 +20,33 @@
 
 /* ---- the matrix -------------------------------------------------------- */
 
+/*
+ * Expected verdicts, per variant: sync, deferred-end, sva, none, then the
+ * batched contract with the naive, counter, ranges, ranges-wait and
+ * ranges-full trackers.  true = unsafe (must reproduce).
+ */
+#define U true
+#define S false
 static const struct scenario cow = {
-	"cow_stale_read", scenario_cow, { false, true, false, true },
+	"cow_stale_read", scenario_cow, { S, U, S, U, U, U, U, U, U },
+};
+static const struct scenario overlap = {
+	"overlapping_dontneed", scenario_overlapping_dontneed, { S, S, S, U, U, S, S, S, S },
 };
 static const struct scenario unmap_fill = {
-	"unmap_during_fill", scenario_unmap_during_fill, { false, false, false, true },
+	"unmap_during_fill", scenario_unmap_during_fill, { S, S, S, U, S, S, S, S, S },
 };
 static const struct scenario uffd_wp = {
-	"uffd_wp_lost_protection", scenario_uffd_wp, { false, false, false, true },
+	"uffd_wp_lost_protection", scenario_uffd_wp, { S, S, S, U, S, S, S, S, S },
 };
 static const struct scenario sd = {
-	"soft_dirty_lost", scenario_soft_dirty, { false, false, false, true },
+	"soft_dirty_lost", scenario_soft_dirty, { S, S, S, U, S, S, S, S, S },
 };
 static const struct scenario dirty_window = {
-	"dirty_window_lost_dirty", scenario_dirty_window, { false, true, true, true },
+	"dirty_window_lost_dirty", scenario_dirty_window, { S, U, U, U, U, U, U, U, U },
 };
+#undef U
+#undef S
 
 FIXTURE(race)
 {
@@ -44,28 +56,42 @@ FIXTURE(race)
 FIXTURE_VARIANT(race)
 {
 	int contract;
-	__u32 uapi;
 };
 
-FIXTURE_VARIANT_ADD(race, sync) { .contract = SYNC, .uapi = TLBRACE_CONTRACT_SYNC };
-FIXTURE_VARIANT_ADD(race, deferred_end)
+FIXTURE_VARIANT_ADD(race, sync) { .contract = SYNC };
+FIXTURE_VARIANT_ADD(race, deferred_end) { .contract = DEFERRED_END };
+FIXTURE_VARIANT_ADD(race, sva) { .contract = SVA };
+FIXTURE_VARIANT_ADD(race, none) { .contract = NONE };
+FIXTURE_VARIANT_ADD(race, batched_naive) { .contract = B_NAIVE };
+FIXTURE_VARIANT_ADD(race, batched_counter) { .contract = B_COUNTER };
+FIXTURE_VARIANT_ADD(race, batched_ranges) { .contract = B_RANGES };
+FIXTURE_VARIANT_ADD(race, batched_ranges_wait) { .contract = B_RANGES_WAIT };
+FIXTURE_VARIANT_ADD(race, batched_ranges_full) { .contract = B_RANGES_FULL };
+
+static int configure(int fd, int contract)
 {
-	.contract = DEFERRED_END, .uapi = TLBRACE_CONTRACT_DEFERRED_END
-};
-FIXTURE_VARIANT_ADD(race, sva) { .contract = SVA, .uapi = TLBRACE_CONTRACT_SVA };
-FIXTURE_VARIANT_ADD(race, none) { .contract = NONE, .uapi = TLBRACE_CONTRACT_NONE };
+	struct tlbrace_config c = {
+		.size = sizeof(c), .contract = contract_uapi[contract].contract,
+		.tracker = contract_uapi[contract].tracker, .sets = 64, .ways = 4,
+	};
+
+	return tlbrace_err(ioctl(fd, TLBRACE_IOC_CONFIG, &c));
+}
 
 FIXTURE_SETUP(race)
 {
 	self->fd = tlbrace_open();
 	ASSERT_GE(self->fd, 0);
-	ASSERT_EQ(0, tlbrace_config(self->fd, variant->uapi, 64, 4, TLBRACE_REPL_LRU));
+	ASSERT_EQ(0, configure(self->fd, variant->contract));
 }
 
 FIXTURE_TEARDOWN(race)
 {
 	close(self->fd);
 }
+
+/* A cell runs up to 10 000 iterations of a few ms each under TCG. */
+#define MATRIX_TIMEOUT_S 900
 
 static int iterations(bool unsafe)
 {
@@ -103,27 +129,32 @@ static int iterations(bool unsafe)
 	}									\
 } while (0)
 
-TEST_F(race, cow_stale_read)
+TEST_F_TIMEOUT(race, cow_stale_read, MATRIX_TIMEOUT_S)
 {
 	RUN_MATRIX(cow);
 }
 
-TEST_F(race, unmap_during_fill)
+TEST_F_TIMEOUT(race, overlapping_dontneed, MATRIX_TIMEOUT_S)
+{
+	RUN_MATRIX(overlap);
+}
+
+TEST_F_TIMEOUT(race, unmap_during_fill, MATRIX_TIMEOUT_S)
 {
 	RUN_MATRIX(unmap_fill);
 }
 
-TEST_F(race, uffd_wp_lost_protection)
+TEST_F_TIMEOUT(race, uffd_wp_lost_protection, MATRIX_TIMEOUT_S)
 {
 	RUN_MATRIX(uffd_wp);
 }
 
-TEST_F(race, soft_dirty_lost)
+TEST_F_TIMEOUT(race, soft_dirty_lost, MATRIX_TIMEOUT_S)
 {
 	RUN_MATRIX(sd);
 }
 
-TEST_F(race, dirty_window_lost_dirty)
+TEST_F_TIMEOUT(race, dirty_window_lost_dirty, MATRIX_TIMEOUT_S)
 {
 	RUN_MATRIX(dirty_window);
 }
@@ -221,7 +252,7 @@ TEST_F(race, sigkill_while_parked)
 		struct zapper z = { .p = map_page() };
 		pthread_t t;
 
-		if (fd < 0 || !z.p || tlbrace_config(fd, variant->uapi, 64, 4, 0))
+		if (fd < 0 || !z.p || configure(fd, variant->contract))
 			_exit(2);
 		*z.p = 1;
 		if (park_at(fd, TLBRACE_POINT_RANGE_END_ENTER, z.p, 0) ||

@@ -23,9 +23,30 @@
 #define EV_CLEAR	1
 #define EV_SOFT_DIRTY	4
 
-enum { SYNC, DEFERRED_END, SVA, NONE, NR_CONTRACTS };
+/* Contract (and, for batched, tracker) variants of the matrix. */
+enum {
+	SYNC, DEFERRED_END, SVA, NONE,
+	B_NAIVE, B_COUNTER, B_RANGES, B_RANGES_WAIT, B_RANGES_FULL, NR_CONTRACTS
+};
 
-static const char *const contract_names[] = { "sync", "deferred-end", "sva", "none" };
+static const char *const contract_names[] = {
+	"sync", "deferred-end", "sva", "none", "batched/naive", "batched/counter",
+	"batched/ranges", "batched/ranges-wait", "batched/ranges-full",
+};
+
+static const struct {
+	__u32 contract, tracker;
+} contract_uapi[] = {
+	{ TLBRACE_CONTRACT_SYNC, 0 },
+	{ TLBRACE_CONTRACT_DEFERRED_END, 0 },
+	{ TLBRACE_CONTRACT_SVA, 0 },
+	{ TLBRACE_CONTRACT_NONE, 0 },
+	{ TLBRACE_CONTRACT_BATCHED, TLBRACE_TRACKER_NAIVE },
+	{ TLBRACE_CONTRACT_BATCHED, TLBRACE_TRACKER_COUNTER },
+	{ TLBRACE_CONTRACT_BATCHED, TLBRACE_TRACKER_RANGES },
+	{ TLBRACE_CONTRACT_BATCHED, TLBRACE_TRACKER_RANGES_WAIT },
+	{ TLBRACE_CONTRACT_BATCHED, TLBRACE_TRACKER_RANGES_FULL },
+};
 
 /* A scenario returns 1 when the violation happened, 0 when not, <0 on error. */
 struct scenario {
@@ -51,6 +72,7 @@ static inline volatile __u64 *map_page(void)
 
 static inline int park_at(int fd, __u32 point, volatile void *p, __u32 events)
 {
+	/* Matches passes whose range overlaps the page at p. */
 	struct tlbrace_inject a = {
 		.id = 0, .point = point, .action = TLBRACE_ACTION_PARK,
 		.start = (uintptr_t)p, .end = (uintptr_t)p + PAGE, .events = events,
@@ -58,6 +80,35 @@ static inline int park_at(int fd, __u32 point, volatile void *p, __u32 events)
 	};
 
 	return inj_arm(fd, &a);
+}
+
+/*
+ * The device reads p as a worker job while a task is parked at arm 0.  A
+ * correct device may block on the invalidation in progress (a sync fault
+ * waits for it): once the job is done, or reported blocked (fault_retries
+ * grew), the park is released.  Returns the job's error, the value in *v.
+ */
+static inline int read_past_park(int fd, volatile void *p, __u64 *v)
+{
+	struct tlbrace_stats st0, st;
+	struct tlbrace_wait res;
+	bool done = false;
+
+	dev_stats(fd, &st0);
+	if (dev_submit(fd, TLBRACE_IOC_READ, p, 1, 0))
+		return -1;
+	for (int i = 0; i < 50000 && !done; i++) {
+		done = dev_wait(fd, 0, &res) == 0;
+		dev_stats(fd, &st);
+		if (!done && st.fault_retries > st0.fault_retries)
+			break;
+		usleep(100);
+	}
+	inj_release(fd, 0);
+	if (!done && dev_wait(fd, 10000, &res))
+		return -1;
+	*v = res.result.value;
+	return res.error;
 }
 
 /* ---- 1. COW vs secondary TLB (seed 001) ------------------------------- */
@@ -88,10 +139,7 @@ static inline int scenario_cow(int fd)
 	int mfd = memfd_create("tlbrace-cow", MFD_CLOEXEC), ret = -1;
 	__u64 a = 0xa, v;
 	struct writer w = { .value = 0xb };
-	struct tlbrace_stats st0, st;
-	struct tlbrace_wait res;
 	pthread_t t;
-	bool done = false;
 
 	if (mfd < 0 || ftruncate(mfd, PAGE) || pwrite(mfd, &a, 8, 0) != 8)
 		return -1;
@@ -104,21 +152,7 @@ static inline int scenario_cow(int fd)
 	if (inj_wait_parked(fd, 0, 1, 5000))
 		goto join;
 	*w.p = 0xc;
-	dev_stats(fd, &st0);
-	if (dev_submit(fd, TLBRACE_IOC_READ, w.p, 1, 0))
-		goto join;
-	/* Until the job is done, or blocked waiting for the invalidation. */
-	for (int i = 0; i < 50000 && !done; i++) {
-		done = dev_wait(fd, 0, &res) == 0;
-		dev_stats(fd, &st);
-		if (!done && st.fault_retries > st0.fault_retries)
-			break;
-		usleep(100);
-	}
-	inj_release(fd, 0);
-	if (!done && dev_wait(fd, 10000, &res))
-		goto join;
-	ret = res.error == 0 && res.result.value == a;
+	ret = read_past_park(fd, w.p, &v) == 0 && v == a;
 join:
 	inj_release(fd, 0);
 	pthread_join(t, NULL);
@@ -293,6 +327,82 @@ static inline int scenario_soft_dirty(int fd)
 	    soft_dirty(p) == 0 && dev_write(fd, p, 3, NULL) == 0 && *p == 3)
 		ret = soft_dirty(p) == 0;
 	munmap((void *)p, PAGE);
+	return ret;
+}
+
+/* ---- 2. Concurrent MADV_DONTNEED on overlapping ranges (seeds 001, 003) - */
+
+struct zap {
+	volatile char *p;
+	size_t len;
+	volatile int done;
+};
+
+static inline void *zap_range(void *arg)
+{
+	struct zap *z = arg;
+
+	madvise((void *)z->p, z->len, MADV_DONTNEED);
+	z->done = 1;
+	return NULL;
+}
+
+/*
+ * Pages 1..3 of a 4-page buffer are mirrored.  Gather A (pages 1-2) clears
+ * the device's entries 1 and 2 and is parked before it closes.  Gather B
+ * (pages 2-3) finds entry 2 already cleared, clears only 3, closes, and its
+ * madvise returns.  The device reads page 2: a tracker that let B flush only
+ * what B cleared still translates it to the old page (seed 003's
+ * CPU-0/CPU-1 race).  A waiting tracker makes B wait for A instead.
+ */
+static inline int scenario_overlapping_dontneed(int fd)
+{
+	volatile char *buf = mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE,
+				  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct zap a = { .len = 2 * PAGE }, b = { .len = 2 * PAGE };
+	struct tlbrace_stats st0, st;
+	volatile __u64 *page2;
+	pthread_t ta, tb;
+	int ret = -1;
+	__u64 v;
+
+	if (buf == MAP_FAILED)
+		return -1;
+	a.p = buf + PAGE;
+	b.p = buf + 2 * PAGE;
+	page2 = (volatile __u64 *)(buf + 2 * PAGE);
+	for (int i = 1; i < 4; i++) {
+		*(volatile __u64 *)(buf + i * PAGE) = 0xd0 + i;
+		if (dev_read(fd, buf + i * PAGE, &v, NULL))
+			goto out;
+	}
+	if (park_at(fd, TLBRACE_POINT_RANGE_END_ENTER, a.p, 1 << EV_CLEAR) ||
+	    pthread_create(&ta, NULL, zap_range, &a))
+		goto out;
+	/* Only A's own range: the filter covers [page 1, page 2). */
+	if (inj_wait_parked(fd, 0, 1, 5000))
+		goto join_a;
+	dev_stats(fd, &st0);
+	if (pthread_create(&tb, NULL, zap_range, &b))
+		goto join_a;
+	/* Until B returned, or is reported waiting for A (ranges-wait). */
+	for (int i = 0; i < 50000 && !b.done; i++) {
+		dev_stats(fd, &st);
+		if (st.gather_waits > st0.gather_waits)
+			break;
+		usleep(100);
+	}
+	if (!b.done)
+		inj_release(fd, 0);
+	pthread_join(tb, NULL);
+	/* B's madvise returned: the device must not see the old page 2. */
+	ret = read_past_park(fd, page2, &v) == 0 && v == 0xd2;
+join_a:
+	inj_release(fd, 0);
+	pthread_join(ta, NULL);
+out:
+	inj_disarm(fd, TLBRACE_ALL_ARMS);
+	munmap((void *)buf, 4 * PAGE);
 	return ret;
 }
 

@@ -10,6 +10,12 @@ cd /tests || exit 1
 suite() {
 	name=$1
 	shift
+	# tlbrace_suites= on the kernel command line (make check SUITES=...)
+	# runs only the named suites, plus setup and teardown.
+	case " setup teardown $(echo "${tlbrace_suites:-$name}" | tr , " ") " in
+	*" $name "*) ;;
+	*) return 0 ;;
+	esac
 	echo "# tlbrace-suite: $name"
 	"$@"
 	echo "# tlbrace-exit: $name $?"
@@ -47,5 +53,6 @@ suite kunit ./kunit.sh
 suite tlbrace_basic ./tlbrace_basic
 suite tlbrace_coherence ./tlbrace_coherence
 suite tlbrace_races ./tlbrace_races
+suite tlbrace_trackers ./tlbrace_trackers
 suite hmm-tests ./hmm-tests
 suite teardown teardown

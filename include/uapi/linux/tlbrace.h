@@ -49,7 +49,14 @@ struct tlbrace_version {
 #define TLBRACE_CONTRACT_DEFERRED_END	1 /* invalidate only in range_end (broken) */
 #define TLBRACE_CONTRACT_SVA		2 /* no dPT; flush dTLB in secondary_tlbs */
 #define TLBRACE_CONTRACT_NONE		3 /* never invalidate: negative control */
-#define TLBRACE_CONTRACT_BATCHED	4 /* gathers + tracker: not implemented yet */
+#define TLBRACE_CONTRACT_BATCHED	4 /* gathers closed per the tracker */
+
+/* Pending-flush trackers of the batched contract. */
+#define TLBRACE_TRACKER_NAIVE		0 /* flush what the gather cleared */
+#define TLBRACE_TRACKER_COUNTER		1 /* stock tlb_flush_pending: nested => all */
+#define TLBRACE_TRACKER_RANGES		2 /* overlapping open ranges => their union */
+#define TLBRACE_TRACKER_RANGES_WAIT	3 /* wait for older overlapping gathers */
+#define TLBRACE_TRACKER_RANGES_FULL	4 /* overlapping open ranges => all */
 
 /* dTLB replacement policies. */
 #define TLBRACE_REPL_LRU	0
@@ -66,8 +73,11 @@ struct tlbrace_version {
  * @ways:        dTLB ways, 1..TLBRACE_MAX_WAYS (default 4)
  * @replacement: TLBRACE_REPL_*
  * @flags:       must be zero
+ * @tracker:     TLBRACE_TRACKER_*, for the batched contract (ignored else)
+ * @reserved:    zero
  *
- * Applying a configuration drops every dTLB and dPT entry.
+ * Applying a configuration drops every dTLB and dPT entry; it fails with
+ * -EBUSY while a gather of the batched contract is open.
  */
 struct tlbrace_config {
 	__u32 size;
@@ -76,6 +86,8 @@ struct tlbrace_config {
 	__u32 ways;
 	__u32 replacement;
 	__u32 flags;
+	__u32 tracker;
+	__u32 reserved;
 };
 
 /* tlbrace_access.outcome bits */
@@ -260,6 +272,21 @@ struct tlbrace_stale_event {
  * @full_flushes:        whole-dTLB flushes
  * @stale_reads:         reads through a stale translation
  * @stale_writes:        writes (and CAS) through a stale translation
+ * @stale_early:         accesses through a translation the CPUs flushed
+ *                       inside an invalidation still in progress (the
+ *                       stale counters count those after it ended)
+ * @gathers:             gathers closed (batched contract)
+ * @gather_flushed:      dTLB entries flushed by closing gathers
+ * @gather_full:         closes that flushed the whole dTLB
+ * @closes_nested:       closes with another gather open (the stock "nested")
+ * @closes_overlapping:  closes with an overlapping gather open
+ * @gather_waits:        closes that waited for an older overlapping gather
+ * @wait_timeouts:       such waits that timed out (then flushed wider)
+ * @pending_flushes:     device faults that found a flush pending and
+ *                       flushed the page first (seed 000)
+ * @tracker_ns:          time spent in the tracker, open + close
+ * @kernel_nested:       range_end callbacks that saw mm->tlb_flush_pending > 1
+ * @kernel_nested_overlapping: ... while an overlapping invalidation was open
  * @ring_count:          valid entries in @ring (the last ones, oldest first)
  * @reserved:            zero
  * @ring:                the last stale accesses
@@ -285,6 +312,18 @@ struct tlbrace_stats {
 	__u64 full_flushes;
 	__u64 stale_reads;
 	__u64 stale_writes;
+	__u64 stale_early;
+	__u64 gathers;
+	__u64 gather_flushed;
+	__u64 gather_full;
+	__u64 closes_nested;
+	__u64 closes_overlapping;
+	__u64 gather_waits;
+	__u64 wait_timeouts;
+	__u64 pending_flushes;
+	__u64 tracker_ns;
+	__u64 kernel_nested;
+	__u64 kernel_nested_overlapping;
 	__u32 ring_count;
 	__u32 reserved;
 	struct tlbrace_stale_event ring[TLBRACE_STALE_RING];

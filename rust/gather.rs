@@ -1,0 +1,176 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Gathers of the `batched` contract: `invalidate_range_start` opens one,
+//! clearing the dPT entries of the range and recording which it cleared;
+//! `invalidate_range_end` closes it, flushing from the dTLB what the
+//! [`Tracker`](crate::tracker::Tracker) decides.  Between the two, the dTLB
+//! still maps what the dPT no longer has: that deferral is the batching.
+//!
+//! Both run under the MMU lock (nothing sleeps but the `ranges-wait` close,
+//! which waits on `Device::idle`, releasing the lock).
+
+use kernel::{
+    prelude::*,
+    sync::CondVarTimeoutResult,
+    time::{msecs_to_jiffies, Instant, Monotonic},
+};
+
+use crate::{
+    device::{Device, Mmu},
+    mmu_notifier::Event,
+    stats::Counter,
+    tracker::{Flush, Open},
+    translation::Vpn,
+};
+
+/// Gathers open at once per device; more are invalidated eagerly instead.
+pub(crate) const MAX_GATHERS: usize = 64;
+/// How long a `ranges-wait` close waits for an older overlapping gather.
+const WAIT_MS: u32 = 1000;
+
+/// An open gather.
+pub(crate) struct Gather {
+    open: Open,
+    event: Event,
+    /// The dPT entries it cleared, or `None` if recording them failed (then
+    /// its whole requested range is flushed).
+    cleared: Option<KVec<Vpn>>,
+}
+
+impl Device {
+    /// `invalidate_range_start` under `batched`.
+    pub(crate) fn gather_open(&self, mmu: &mut Mmu, start: Vpn, end: Vpn, event: Event) {
+        mmu.inval_seq += 1;
+        if mmu.gathers.len() == mmu.gathers.capacity() {
+            // No room to defer: behave like `sync` for this one.
+            let n = mmu.dtlb.invalidate(start, end) + mmu.dpt.invalidate(start, end);
+            self.stats.add(Counter::Invalidated, n as u64);
+            return;
+        }
+        mmu.next_gather += 1;
+        let open = Open {
+            id: mmu.next_gather,
+            start,
+            end,
+        };
+        let t0 = Instant::<Monotonic>::now();
+        // Cannot fail: the trackers' own lists have room for MAX_GATHERS.
+        let _ = mmu.tracker.open(open);
+        self.stats
+            .add(Counter::TrackerNs, t0.elapsed().as_nanos() as u64);
+        let mut cleared = Some(KVec::new());
+        let n = mmu.dpt.invalidate_each(start, end, |vpn| {
+            if let Some(c) = cleared.as_mut() {
+                if c.push(vpn, GFP_NOWAIT).is_err() {
+                    cleared = None;
+                }
+            }
+        });
+        self.stats.add(Counter::Invalidated, n as u64);
+        let g = Gather {
+            open,
+            event,
+            cleared,
+        };
+        // Within capacity (checked above): no allocation under the lock.
+        let _ = mmu.gathers.push_within_capacity(g);
+    }
+
+    /// `invalidate_range_end` under `batched`; `can_sleep` tells whether a
+    /// `ranges-wait` close may wait.
+    pub(crate) fn gather_close<'a>(
+        &'a self,
+        mut mmu: kernel::sync::lock::Guard<'a, Mmu, kernel::sync::lock::spinlock::SpinLockBackend>,
+        start: Vpn,
+        end: Vpn,
+        event: Event,
+        can_sleep: bool,
+    ) -> kernel::sync::lock::Guard<'a, Mmu, kernel::sync::lock::spinlock::SpinLockBackend> {
+        let Some(i) = mmu
+            .gathers
+            .iter()
+            .position(|g| g.open.start == start && g.open.end == end && g.event == event)
+        else {
+            // Opened without room to defer (or before a reconfiguration).
+            return mmu;
+        };
+        let open = mmu.gathers[i].open;
+
+        // PeterZ's rule, restricted to overlap: wait for older overlapping
+        // gathers to close.  A timeout (or a context that may not sleep)
+        // falls back to flushing everything, which is always correct.
+        let mut force_all = false;
+        if mmu.tracker.must_wait(&open) {
+            self.stats.inc(Counter::GatherWaits);
+            let mut left = msecs_to_jiffies(WAIT_MS);
+            while mmu.tracker.must_wait(&open) {
+                if !can_sleep || left == 0 {
+                    force_all = true;
+                    break;
+                }
+                match self.idle.wait_interruptible_timeout(&mut mmu, left) {
+                    CondVarTimeoutResult::Woken { jiffies } => left = jiffies,
+                    _ => left = 0,
+                }
+            }
+            if force_all {
+                self.stats.inc(Counter::WaitTimeouts);
+            }
+        }
+        // The index may have moved while waiting.
+        let Some(i) = mmu.gathers.iter().position(|g| g.open.id == open.id) else {
+            return mmu;
+        };
+        let Ok(g) = mmu.gathers.remove(i) else {
+            return mmu;
+        };
+
+        // Tracker-independent view, for the comparison with stock.
+        let nested = !mmu.gathers.is_empty();
+        let overlapping = mmu
+            .gathers
+            .iter()
+            .any(|o| o.open.start < end && start < o.open.end);
+        self.stats.inc(Counter::Gathers);
+        self.stats.add(Counter::ClosesNested, u64::from(nested));
+        self.stats
+            .add(Counter::ClosesOverlapping, u64::from(overlapping));
+
+        let t0 = Instant::<Monotonic>::now();
+        let flush = if force_all {
+            Flush::All
+        } else {
+            mmu.tracker.close(open)
+        };
+        self.stats
+            .add(Counter::TrackerNs, t0.elapsed().as_nanos() as u64);
+        let mut n = 0;
+        match &g.cleared {
+            Some(cleared) => {
+                for &vpn in cleared.iter() {
+                    n += mmu.dtlb.invalidate(vpn, vpn + 1);
+                }
+            }
+            None => n += mmu.dtlb.invalidate(start, end),
+        }
+        match flush {
+            Flush::Cleared => {}
+            Flush::Ranges(ranges) => {
+                for (s, e) in ranges {
+                    n += mmu.dtlb.invalidate(s, e);
+                }
+            }
+            Flush::All => {
+                self.stats.inc(Counter::GatherFull);
+                self.stats.inc(Counter::FullFlushes);
+                n += mmu.dtlb.flush();
+            }
+        }
+        self.stats.add(Counter::GatherFlushed, n as u64);
+        // The tracker forgets the gather only after its flush (the stock
+        // dec_tlb_flush_pending() comes after the flush).
+        mmu.tracker.closed(open);
+        mmu.inval_seq += 1;
+        mmu
+    }
+}
