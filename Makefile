@@ -16,6 +16,10 @@ VM_ACCEL  ?=
 # unsafe cells (must reproduce in >= 99%).
 RACE_SAFE_ITERS   ?= 10000
 RACE_UNSAFE_ITERS ?= 100
+# make bench: rounds of the tracker benchmark; BENCH_ONLY=trackers skips the
+# rest, BENCH_ONLY=trackers1 runs only its one-thread part.
+TRACKER_ROUNDS ?= 3
+BENCH_ONLY ?=
 # Run only these guest suites (comma-separated), e.g. SUITES=kunit,tlbrace_races.
 SUITES    ?=
 
@@ -78,6 +82,7 @@ help:
 	@echo '  VM_SMP=$(VM_SMP) VM_MEM=$(VM_MEM) VM_TIMEOUT=$(VM_TIMEOUT) VM_ACCEL=kvm|tcg (default: detected)'
 	@echo '  RACE_SAFE_ITERS=$(RACE_SAFE_ITERS) RACE_UNSAFE_ITERS=$(RACE_UNSAFE_ITERS) - race matrix iterations per cell'
 	@echo '  SUITES=a,b      - run only these guest suites (e.g. kunit,tlbrace_races)'
+	@echo '  TRACKER_ROUNDS=3 BENCH_ONLY=trackers - make bench: tracker rounds, only trackers'
 	@echo '  CACHE=$(CACHE)'
 	@echo
 	@echo 'Cached kernel: $(KBUILD)'
@@ -124,7 +129,9 @@ demo: initramfs
 
 # Ratios of variants measured in one VM run; see Documentation/benchmarks.rst.
 bench: initramfs
-	@$(VM) bench
+	@VM_APPEND="tlbrace_tracker_rounds=$(TRACKER_ROUNDS) $(if $(BENCH_ONLY),tlbrace_bench_only=$(BENCH_ONLY))" \
+		VM_ACCEL=$(VM_ACCEL) VM_SMP=$(VM_SMP) VM_MEM=$(VM_MEM) VM_TIMEOUT=$(VM_TIMEOUT) \
+		bash scripts/run-vm.sh $(KBUILD)/arch/x86/boot/bzImage $(INITRAMFS) bench
 	@sed -n '/^# tlbrace-bench-begin/,/^# tlbrace-bench-end/{//!p}' $(OUT)/vm-bench.log \
 		| grep -v '^# trackers-csv' >$(OUT)/bench.txt
 	@python3 scripts/tracker-report.py $(OUT)/vm-bench.log $(OUT)

@@ -15,9 +15,9 @@ sed -n 's/^# csv: //p' "$log" >>"$csv"
 awk -F, 'NR > 1 {
 	rate = $4 ? 100 * $5 / $4 : 0
 	first = $6 < 0 ? "-" : sprintf("%d (%.1f ms)", $6, $7 / 1000)
-	printf "%-26s %-13s %-7s %7d %7d %7.1f%%  %-18s %8.1f\n", $1, $2, $3, $4, $5, rate, first, $8 / 1000
+	printf "%-26s %-20s %-7s %7d %7d %7.1f%%  %-18s %8.1f\n", $1, $2, $3, $4, $5, rate, first, $8 / 1000
 }' "$csv" | {
-	printf "%-26s %-13s %-7s %7s %7s %8s  %-18s %8s\n" scenario contract expect iters hits rate \
+	printf "%-26s %-20s %-7s %7s %7s %8s  %-18s %8s\n" scenario contract expect iters hits rate \
 		"first hit" "ms/iter"
 	cat
 } | tee "$out/races.txt"

@@ -304,9 +304,8 @@ static void tracker_bench(int max_threads, int rounds)
 						tracker_run(t, wl, k, r);
 }
 
-int main(int argc, char **argv)
+static void cpu_and_engine(int iters)
 {
-	int iters = argc > 1 ? atoi(argv[1]) : 400;
 	double dn[NR_VARIANTS], rm[NR_VARIANTS];
 
 	/* Interleave rounds so drift in the VM hits every variant alike. */
@@ -348,7 +347,22 @@ int main(int argc, char **argv)
 		printf("%-22s %12.0f %8.2f\n", "device fault (GUP)", fault, fault / hit);
 		close(fd);
 	}
-	stochastic_vs_deterministic(argc > 2 ? atof(argv[2]) : 5);
-	tracker_bench(4, 3);
+}
+
+/*
+ * tlbrace_bench [iterations [race_seconds [tracker_rounds [only]]]]
+ * only: "trackers" runs just the tracker benchmark, "trackers1" just its
+ * one-thread part (the counter vs ranges throughput comparison).
+ */
+int main(int argc, char **argv)
+{
+	int rounds = argc > 3 ? atoi(argv[3]) : 3;
+	const char *only = argc > 4 ? argv[4] : "all";
+
+	if (strncmp(only, "trackers", 8)) {
+		cpu_and_engine(argc > 1 ? atoi(argv[1]) : 400);
+		stochastic_vs_deterministic(argc > 2 ? atof(argv[2]) : 5);
+	}
+	tracker_bench(strcmp(only, "trackers1") ? 4 : 1, rounds);
 	return 0;
 }

@@ -558,31 +558,6 @@ TEST_F(coh, file_private_cow)
 	close(mfd);
 }
 
-static int clear_soft_dirty(void)
-{
-	int fd = open("/proc/self/clear_refs", O_WRONLY);
-	int ok;
-
-	if (fd < 0)
-		return -1;
-	ok = write(fd, "4", 1) == 1;
-	close(fd);
-	return ok ? 0 : -1;
-}
-
-static int soft_dirty(const void *p)
-{
-	__u64 ent = 0;
-	int fd = open("/proc/self/pagemap", O_RDONLY);
-
-	if (fd < 0)
-		return -1;
-	if (pread(fd, &ent, sizeof(ent), ((uintptr_t)p / PAGE) * 8) != sizeof(ent))
-		ent = 0;
-	close(fd);
-	return !!(ent & (1ULL << 55));
-}
-
 /*
  * Clearing soft-dirty write-protects the page (MMU_NOTIFY_SOFT_DIRTY); the
  * next device write must fault and so mark the page soft-dirty again.  A

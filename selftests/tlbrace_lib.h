@@ -162,8 +162,8 @@ static inline int dev_snapshot_page(int fd, void *p, struct tlbrace_snapshot_ent
 	return err;
 }
 
-/* The PFN the CPU maps at p, from /proc/self/pagemap (0 if not present). */
-static inline __u64 cpu_pfn(const void *p)
+/* The /proc/self/pagemap entry of the page at p (0 if unreadable). */
+static inline __u64 pagemap_entry(const volatile void *p)
 {
 	__u64 ent = 0;
 	int fd = open("/proc/self/pagemap", O_RDONLY);
@@ -173,7 +173,33 @@ static inline __u64 cpu_pfn(const void *p)
 	if (pread(fd, &ent, sizeof(ent), ((uintptr_t)p / PAGE) * 8) != sizeof(ent))
 		ent = 0;
 	close(fd);
+	return ent;
+}
+
+/* The PFN the CPU maps at p (0 if not present). */
+static inline __u64 cpu_pfn(const void *p)
+{
+	__u64 ent = pagemap_entry(p);
+
 	return (ent & (1ULL << 63)) ? (ent & ((1ULL << 55) - 1)) : 0;
+}
+
+/* Whether the page at p is soft-dirty. */
+static inline int soft_dirty(const volatile void *p)
+{
+	return !!(pagemap_entry(p) & (1ULL << 55));
+}
+
+/* Clears the soft-dirty bits of this process (write-protecting its PTEs). */
+static inline int clear_soft_dirty(void)
+{
+	int fd = open("/proc/self/clear_refs", O_WRONLY), ok;
+
+	if (fd < 0)
+		return -1;
+	ok = write(fd, "4", 1) == 1;
+	close(fd);
+	return ok ? 0 : -1;
 }
 
 static inline int inj_arm(int fd, struct tlbrace_inject *a)

@@ -286,30 +286,6 @@ out:
 	return ret;
 }
 
-static inline int clear_soft_dirty(void)
-{
-	int fd = open("/proc/self/clear_refs", O_WRONLY), ok;
-
-	if (fd < 0)
-		return -1;
-	ok = write(fd, "4", 1) == 1;
-	close(fd);
-	return ok ? 0 : -1;
-}
-
-static inline int soft_dirty(volatile void *p)
-{
-	__u64 ent = 0;
-	int fd = open("/proc/self/pagemap", O_RDONLY);
-
-	if (fd < 0)
-		return -1;
-	if (pread(fd, &ent, sizeof(ent), ((uintptr_t)p / PAGE) * 8) != sizeof(ent))
-		ent = 0;
-	close(fd);
-	return !!(ent & (1ULL << 55));
-}
-
 /*
  * The same with soft-dirty tracking (CRIU, live migration): after
  * clear_refs returned, a device write must make the page soft-dirty again;
