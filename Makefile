@@ -14,7 +14,7 @@ VM_MEM    ?= 2G
 VM_ACCEL  ?=
 # Iterations per race-matrix cell: safe cells (must show 0 violations) and
 # unsafe cells (must reproduce in >= 99%).
-RACE_SAFE_ITERS   ?= 10000
+RACE_SAFE_ITERS   ?= 1000
 RACE_UNSAFE_ITERS ?= 100
 # make bench: rounds of the tracker benchmark; BENCH_ONLY=trackers skips the
 # rest, BENCH_ONLY=trackers1 runs only its one-thread part.

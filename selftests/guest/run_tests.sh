@@ -45,7 +45,7 @@ teardown() {
 }
 
 # Iterations of each race-matrix cell (kernel command line, see make help).
-export TLBRACE_SAFE_ITERS=${tlbrace_safe_iters:-10000}
+export TLBRACE_SAFE_ITERS=${tlbrace_safe_iters:-1000}
 export TLBRACE_UNSAFE_ITERS=${tlbrace_unsafe_iters:-100}
 
 suite setup setup
