@@ -8,7 +8,7 @@ KVER      ?= 7.3
 LLVM      ?= -19
 CACHE     ?= $(HOME)/.cache/tlbrace
 # Hard timeout of one VM run, in seconds.
-VM_TIMEOUT ?= 1800
+VM_TIMEOUT ?= 3000
 VM_SMP    ?= 2
 VM_MEM    ?= 2G
 VM_ACCEL  ?=

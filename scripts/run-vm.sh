@@ -16,7 +16,7 @@ kernel=${1:?usage: run-vm.sh BZIMAGE INITRAMFS MODE}
 initrd=${2:?}
 mode=${3:?}
 top=$(cd "$(dirname "$0")/.." && pwd)
-: "${VM_SMP:=2}" "${VM_MEM:=2G}" "${VM_TIMEOUT:=1800}" "${VM_APPEND:=}"
+: "${VM_SMP:=2}" "${VM_MEM:=2G}" "${VM_TIMEOUT:=3000}" "${VM_APPEND:=}"
 log=${VM_LOG:-$top/build/vm-$mode.log}
 
 # KVM only when the CPU really has VMX/SVM: a /dev/kvm without it (nested
