@@ -26,6 +26,7 @@ static const struct {
 	{ "deferred-end", TLBRACE_CONTRACT_DEFERRED_END, "invalidate only in invalidate_range_end" },
 	{ "sva", TLBRACE_CONTRACT_SVA, "no dPT; flush dTLB in arch_invalidate_secondary_tlbs" },
 	{ "none", TLBRACE_CONTRACT_NONE, "never invalidate (negative control)" },
+	{ "batched", TLBRACE_CONTRACT_BATCHED, "gathers; dTLB flushed at close (naive tracker)" },
 };
 
 static int usage(void)
