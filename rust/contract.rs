@@ -60,17 +60,6 @@ impl Contract {
         }
     }
 
-    /// The uapi value.
-    pub(crate) fn to_uapi(self) -> u32 {
-        match self {
-            Self::Sync => uapi::TLBRACE_CONTRACT_SYNC,
-            Self::DeferredEnd => uapi::TLBRACE_CONTRACT_DEFERRED_END,
-            Self::Sva => uapi::TLBRACE_CONTRACT_SVA,
-            Self::None => uapi::TLBRACE_CONTRACT_NONE,
-            Self::Batched => uapi::TLBRACE_CONTRACT_BATCHED,
-        }
-    }
-
     /// Whether the callback `hook` invalidates the device's translations.
     pub(crate) fn invalidates_at(self, hook: Hook) -> bool {
         matches!(

@@ -60,7 +60,7 @@ pub(crate) struct Mmu {
 
 impl Mmu {
     /// Drops the dPT and dTLB entries of `[start, end)`.
-    fn invalidate(&mut self, start: Vpn, end: Vpn, stats: &Stats) {
+    pub(crate) fn invalidate(&mut self, start: Vpn, end: Vpn, stats: &Stats) {
         self.inval_seq += 1;
         let n = self.dtlb.invalidate(start, end) + self.dpt.invalidate(start, end);
         stats.add(Counter::Invalidated, n as u64);

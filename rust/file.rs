@@ -243,7 +243,6 @@ impl TlbraceFile {
             };
             self.device().configure(contract, geo, tracker)
         })?;
-        debug_assert_eq!(contract.to_uapi(), c.contract);
         writer.write(&c)
     }
 

@@ -43,8 +43,7 @@ impl Device {
         mmu.inval_seq += 1;
         if mmu.gathers.len() == mmu.gathers.capacity() {
             // No room to defer: behave like `sync` for this one.
-            let n = mmu.dtlb.invalidate(start, end) + mmu.dpt.invalidate(start, end);
-            self.stats.add(Counter::Invalidated, n as u64);
+            mmu.invalidate(start, end, &self.stats);
             return;
         }
         mmu.next_gather += 1;
