@@ -34,8 +34,13 @@ pub(crate) enum Contract {
     /// opens a gather that clears dPT entries, `invalidate_range_end` closes
     /// it and flushes the dTLB as the pending-flush tracker decides (see
     /// `tracker.rs`).  Models a GPU or IOMMU driver that batches its TLB
-    /// invalidations like the CPU's `mmu_gather`.  Correct with every tracker
-    /// but `naive`.
+    /// invalidations like the CPU's `mmu_gather`.  Correct, with every tracker
+    /// but `naive`, only for invalidations whose CPU flush also comes after
+    /// `invalidate_range_end` (zap and unmap through `tlb_finish_mmu()`); with
+    /// *any* tracker it is unsafe where the CPU flushes before the range ends
+    /// and relies on the secondary TLB being clean by then: COW and
+    /// soft-dirty/write-protect (the `cow_stale_read` and
+    /// `dirty_window_lost_dirty` cells of the race matrix).
     Batched,
 }
 

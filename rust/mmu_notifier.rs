@@ -143,8 +143,12 @@ pub trait MmuNotifier: Send + Sync + Sized + 'static {
         Ok(())
     }
 
-    /// The CPU page tables of `range` have been changed and the CPU TLBs
-    /// flushed.  Paired with one successful `invalidate_range_start`.
+    /// The CPU page tables of `range` have been changed.  The CPU TLBs are
+    /// *not* necessarily flushed yet: zap, munmap and mprotect flush in
+    /// `tlb_finish_mmu()` after the range ends, `clear_refs` with
+    /// `flush_tlb_mm()` after it; COW (`wp_page_copy()`, through
+    /// `ptep_clear_flush()`) flushes before it.
+    /// Paired with one successful `invalidate_range_start`.
     fn invalidate_range_end(&self, _range: &Range<'_>) {}
 
     /// The CPU TLBs of `[start, end)` are being flushed.  Called with the
