@@ -22,6 +22,13 @@ TRACKER_ROUNDS ?= 3
 BENCH_ONLY ?=
 # Run only these guest suites (comma-separated), e.g. SUITES=kunit,tlbrace_races.
 SUITES    ?=
+# The guest's suites (selftests/guest/suites); SUITES= may name only these.
+SUITE_LIST := $(shell sed -n 's/^\([^\#][^ \t]*\).*/\1/p' selftests/guest/suites)
+comma     := ,
+BAD_SUITES := $(filter-out $(SUITE_LIST) setup teardown,$(subst $(comma), ,$(SUITES)))
+ifneq ($(BAD_SUITES),)
+$(error SUITES: no such suite: $(BAD_SUITES) (suites: $(SUITE_LIST)))
+endif
 
 SRCTREE   := $(CURDIR)
 OUT       := $(SRCTREE)/build
@@ -49,7 +56,7 @@ KMAKE      = $(MAKE) -C $(KDIR) M=$(SRCTREE) LLVM=$(LLVM)
 MODULE    := $(SRCTREE)/rust/tlbrace.ko
 INITRAMFS := $(OUT)/initramfs.cpio.gz
 
-.PHONY: all modules deps kernel selftests initramfs check demo shell bench \
+.PHONY: all modules deps kernel selftests initramfs check check-harness demo shell bench \
 	rustfmt rustfmtcheck clippy clean distclean help kdir-check
 
 all: modules
@@ -70,6 +77,7 @@ help:
 	@echo '  make [modules]  - build rust/tlbrace.ko against KDIR'
 	@echo '  make selftests  - build the static test binaries'
 	@echo '  make initramfs  - pack the guest image'
+	@echo '  make check-harness - test the host side of the harness (no VM)'
 	@echo '  make rustfmt    - format the Rust sources; rustfmtcheck only checks'
 	@echo '  make CLIPPY=1   - build the module with clippy'
 	@echo '  make clean      - remove build outputs from the work tree'
@@ -81,7 +89,7 @@ help:
 	@echo '  LLVM=$(LLVM)       - LLVM suffix passed to Kbuild'
 	@echo '  VM_SMP=$(VM_SMP) VM_MEM=$(VM_MEM) VM_TIMEOUT=$(VM_TIMEOUT) VM_ACCEL=kvm|tcg (default: detected)'
 	@echo '  RACE_SAFE_ITERS=$(RACE_SAFE_ITERS) RACE_UNSAFE_ITERS=$(RACE_UNSAFE_ITERS) - race matrix iterations per cell'
-	@echo '  SUITES=a,b      - run only these guest suites (e.g. kunit,tlbrace_races)'
+	@echo '  SUITES=a,b      - run only these guest suites: $(SUITE_LIST)'
 	@echo '  TRACKER_ROUNDS=3 BENCH_ONLY=trackers - make bench: tracker rounds, only trackers'
 	@echo '  CACHE=$(CACHE)'
 	@echo
@@ -121,8 +129,19 @@ VM = VM_APPEND="tlbrace_safe_iters=$(RACE_SAFE_ITERS) tlbrace_unsafe_iters=$(RAC
 	VM_ACCEL=$(VM_ACCEL) VM_SMP=$(VM_SMP) VM_MEM=$(VM_MEM) VM_TIMEOUT=$(VM_TIMEOUT) \
 	bash scripts/run-vm.sh $(KBUILD)/arch/x86/boot/bzImage $(INITRAMFS)
 
-check: initramfs
-	@$(VM) check; rc=$$?; bash scripts/race-table.sh $(OUT)/vm-check.log $(OUT); exit $$rc
+# The host judges the run against the suite list and the module's KUnit
+# suites; its summary line is printed again last, after the race table.
+check: check-harness initramfs
+	@mkdir -p $(OUT)
+	@$(VM) check --suites selftests/guest/suites --only "$(SUITES)" --kunit-src rust \
+		--summary-file $(OUT)/check-summary.txt; rc=$$?; \
+		bash scripts/race-table.sh $(OUT)/vm-check.log $(OUT); \
+		cat $(OUT)/check-summary.txt 2>/dev/null || echo "0 passed, 1 failed, 0 skipped"; \
+		exit $$rc
+
+# The host side of the harness checks itself first (a second, no VM).
+check-harness:
+	@python3 scripts/test-tap-summary.py
 
 demo: initramfs
 	@$(VM) demo

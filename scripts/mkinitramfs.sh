@@ -20,7 +20,7 @@ trap 'rm -rf "$root"' EXIT
 mkdir -p "$root"/{bin,dev,proc,sys,tmp,tests,lib/modules}
 cp "$busybox" "$root/bin/busybox"
 cp "$top/selftests/guest/init" "$root/init"
-cp "$top"/selftests/guest/*.sh "$root/tests/"
+cp "$top"/selftests/guest/*.sh "$top/selftests/guest/suites" "$root/tests/"
 cp "$tests"/* "$root/tests/"
 for m in "$@"; do
 	[ -f "$m" ] || die "module $m is missing"

@@ -23,9 +23,15 @@ def main():
     with open(log, errors="replace") as f:
         for line in f:
             if line.startswith("# trackers-csv: "):
-                rows.append(dict(zip(FIELDS, line.strip()[len("# trackers-csv: "):].split(","))))
+                values = line.strip()[len("# trackers-csv: "):].split(",")
+                if len(values) != len(FIELDS):
+                    print(f"tracker-report: malformed row: {line.strip()}", file=sys.stderr)
+                    return 1
+                rows.append(dict(zip(FIELDS, values)))
     if not rows:
-        return 0
+        print(f"tracker-report: no '# trackers-csv:' rows in {log}: the tracker "
+              "benchmark did not run or failed", file=sys.stderr)
+        return 1
     with open(f"{out}/trackers.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=FIELDS)
         w.writeheader()

@@ -1,24 +1,24 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
 #
-# Runs every suite in the guest.  Each suite is delimited by markers that the
-# host (scripts/tap-summary.py) uses to count results per suite:
-#   # tlbrace-suite: NAME      then the suite's own TAP output
-#   # tlbrace-exit: NAME RC    its exit status
+# Runs the guest set-up, every suite listed in /tests/suites, and the
+# teardown, each between the markers of markers.sh, which the host
+# (scripts/tap-summary.py) uses to check and count results per suite.
 cd /tests || exit 1
+. ./markers.sh
+
+# tlbrace_suites= on the kernel command line (make check SUITES=...) runs
+# only the named suites, plus setup and teardown.
+wanted() {
+	case " setup teardown $(echo "${tlbrace_suites:-$1}" | tr , " ") " in
+	*" $1 "*) return 0 ;;
+	esac
+	return 1
+}
 
 suite() {
-	name=$1
-	shift
-	# tlbrace_suites= on the kernel command line (make check SUITES=...)
-	# runs only the named suites, plus setup and teardown.
-	case " setup teardown $(echo "${tlbrace_suites:-$name}" | tr , " ") " in
-	*" $name "*) ;;
-	*) return 0 ;;
-	esac
-	echo "# tlbrace-suite: $name"
-	"$@"
-	echo "# tlbrace-exit: $name $?"
+	wanted "$1" || return 0
+	marked "$@"
 }
 
 # The guest set-up, as TAP of its own.
@@ -49,10 +49,7 @@ export TLBRACE_SAFE_ITERS=${tlbrace_safe_iters:-1000}
 export TLBRACE_UNSAFE_ITERS=${tlbrace_unsafe_iters:-100}
 
 suite setup setup
-suite kunit ./kunit.sh
-suite tlbrace_basic ./tlbrace_basic
-suite tlbrace_coherence ./tlbrace_coherence
-suite tlbrace_races ./tlbrace_races
-suite tlbrace_trackers ./tlbrace_trackers
-suite hmm-tests ./hmm-tests
+grep -v '^#' suites | while read -r name cmd; do
+	[ -n "$name" ] && suite "$name" $cmd </dev/null
+done
 suite teardown teardown
