@@ -57,7 +57,7 @@ MODULE    := $(SRCTREE)/rust/tlbrace.ko
 INITRAMFS := $(OUT)/initramfs.cpio.gz
 
 .PHONY: all modules deps kernel selftests initramfs check check-harness demo shell bench \
-	rustfmt rustfmtcheck clippy clean distclean help kdir-check
+	rustfmt rustfmtcheck clippy lint htmldocs rust-analyzer clean distclean help kdir-check
 
 all: modules
 
@@ -80,6 +80,9 @@ help:
 	@echo '  make check-harness - test the host side of the harness (no VM)'
 	@echo '  make rustfmt    - format the Rust sources; rustfmtcheck only checks'
 	@echo '  make CLIPPY=1   - build the module with clippy'
+	@echo '  make lint       - rustfmtcheck, clippy (warnings are errors), check-harness, htmldocs'
+	@echo '  make htmldocs   - render Documentation/ into build/html (warnings are errors)'
+	@echo '  make rust-analyzer - write rust-project.json for editors (against KDIR)'
 	@echo '  make clean      - remove build outputs from the work tree'
 	@echo '  make distclean  - also remove the cached kernel builds ($(CACHE))'
 	@echo
@@ -159,11 +162,28 @@ bench: initramfs
 shell: initramfs
 	@$(VM) shell
 
-rustfmt:
+rustfmt: $(KSRC)/.tlbrace-fetched
 	@find rust -name '*.rs' ! -name '*_generated.rs' | xargs rustfmt --edition 2021 --config-path $(KSRC)/.rustfmt.toml
 
-rustfmtcheck:
+rustfmtcheck: $(KSRC)/.tlbrace-fetched
 	@find rust -name '*.rs' ! -name '*_generated.rs' | xargs rustfmt --edition 2021 --config-path $(KSRC)/.rustfmt.toml --check
+
+clippy: kdir-check
+	@touch rust/tlbrace.rs
+	@$(KMAKE) CLIPPY=1 KRUSTFLAGS=-Dwarnings modules
+
+# What CI runs before the tests: formatting, clippy, the harness's own
+# tests and the documentation build.
+lint: rustfmtcheck clippy check-harness htmldocs
+
+htmldocs: | deps
+	@sphinx-build -W --keep-going -q -b html Documentation $(OUT)/html
+	@echo "htmldocs: $(OUT)/html/index.html"
+
+# rust-project.json for rust-analyzer, from the kernel's own generator.
+rust-analyzer: kdir-check
+	@$(KMAKE) rust-analyzer
+	@echo "rust-analyzer: $(SRCTREE)/rust-project.json"
 
 clean:
 	@[ ! -f $(KDIR)/Makefile ] || $(KMAKE) clean
