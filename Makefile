@@ -56,7 +56,7 @@ KMAKE      = $(MAKE) -C $(KDIR) M=$(SRCTREE) LLVM=$(LLVM)
 MODULE    := $(SRCTREE)/rust/tlbrace.ko
 INITRAMFS := $(OUT)/initramfs.cpio.gz
 
-.PHONY: all modules deps kernel selftests initramfs check check-harness demo shell bench \
+.PHONY: all modules deps kernel selftests install-tests initramfs check check-harness demo shell bench \
 	rustfmt rustfmtcheck clippy lint htmldocs rust-analyzer clean distclean help kdir-check
 
 all: modules
@@ -76,7 +76,9 @@ help:
 	@echo '  make kernel     - fetch, configure and build the test kernel (cached)'
 	@echo '  make [modules]  - build rust/tlbrace.ko against KDIR'
 	@echo '  make selftests  - build the static test binaries'
-	@echo '  make initramfs  - pack the guest image'
+	@echo '  make install-tests [INSTALL_PATH=dir] - the tests, runner, module and config'
+	@echo '                    fragment in one directory for a real machine ($(OUT)/install)'
+	@echo '  make initramfs  - pack the guest image (busybox + the install-tests directory)'
 	@echo '  make check-harness - test the host side of the harness (no VM)'
 	@echo '  make rustfmt    - format the Rust sources; rustfmtcheck only checks'
 	@echo '  make CLIPPY=1   - build the module with clippy'
@@ -123,9 +125,19 @@ modules: kdir-check
 selftests: kernel
 	@$(MAKE) -s -C selftests KSRC=$(KSRC) KBUILD=$(KBUILD) OUT=$(OUT)/selftests
 
+# The tests as installed for a machine booted into KDIR's kernel; the guest
+# runs this very directory as /tests.
+INSTALL_PATH ?= $(OUT)/install
+GUEST_TESTS := $(OUT)/guest-tests
+TEST_MODULES = $(MODULE) $(wildcard $(KDIR)/lib/test_hmm.ko)
+
+install-tests: modules selftests
+	@bash scripts/install-tests.sh $(INSTALL_PATH) $(OUT)/selftests $(TEST_MODULES)
+	@echo "install-tests: $(INSTALL_PATH) (copy it to the test machine, run ./run_tests.sh as root)"
+
 initramfs: modules selftests
-	@bash scripts/mkinitramfs.sh $(INITRAMFS) $(OUT)/selftests $(MODULE) \
-		$(KBUILD)/lib/test_hmm.ko
+	@bash scripts/install-tests.sh $(GUEST_TESTS) $(OUT)/selftests $(TEST_MODULES)
+	@bash scripts/mkinitramfs.sh $(INITRAMFS) $(GUEST_TESTS)
 
 VM = VM_APPEND="tlbrace_safe_iters=$(RACE_SAFE_ITERS) tlbrace_unsafe_iters=$(RACE_UNSAFE_ITERS) \
 	$(if $(SUITES),tlbrace_suites=$(SUITES))" \

@@ -5,6 +5,10 @@
 # their cases from debugfs as one flat TAP list.
 results=$(ls /sys/kernel/debug/kunit/tlbrace_*/results 2>/dev/null)
 echo "TAP version 13"
+if [ ! -d /sys/kernel/debug/kunit ]; then
+	echo "1..0 # SKIP no /sys/kernel/debug/kunit (CONFIG_KUNIT, debugfs mounted?)"
+	exit 4
+fi
 if [ -z "$results" ]; then
 	echo "1..1"
 	echo "not ok 1 no tlbrace KUnit results in /sys/kernel/debug/kunit"

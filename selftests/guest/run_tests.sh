@@ -1,10 +1,22 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
 #
-# Runs the guest set-up, every suite listed in /tests/suites, and the
-# teardown, each between the markers of markers.sh, which the host
-# (scripts/tap-summary.py) uses to check and count results per suite.
-cd /tests || exit 1
+# tlbrace's test runner, in the test guest (/tests) and on a real machine
+# (the directory of make install-tests, run as root on the kernel the module
+# was built for).  Loads the modules from ./modules, runs each suite listed
+# in ./suites between the markers of markers.sh, and unloads tlbrace.
+#
+#   ./run_tests.sh                 every suite
+#   tlbrace_suites=a,b ./run_tests.sh   only these (plus setup, teardown)
+#   TLBRACE_SAFE_ITERS=N TLBRACE_UNSAFE_ITERS=N   race-matrix iterations
+#
+# Without test_hmm (CONFIG_TEST_HMM=m) the hmm-tests suite is skipped.
+case "${1:-}" in
+-h | --help)
+	sed -n '3,13s/^# \{0,1\}//p' "$0"
+	exit 0 ;;
+esac
+cd "$(dirname "$0")" || exit 1
 . ./markers.sh
 
 # tlbrace_suites= on the kernel command line (make check SUITES=...) runs
@@ -21,21 +33,32 @@ suite() {
 	marked "$@"
 }
 
-# The guest set-up, as TAP of its own.
+# The set-up, as TAP of its own.
 setup() {
 	echo "TAP version 13"
 	echo "1..3"
 	n=$(nproc)
-	if [ "$n" -ge 2 ]; then echo "ok 1 guest has $n CPUs"; else echo "not ok 1 guest has $n CPUs, want >= 2"; fi
-	t=1
-	for m in test_hmm tlbrace; do
-		t=$((t + 1))
-		if out=$(insmod /lib/modules/$m.ko 2>&1); then
-			echo "ok $t insmod $m.ko"
-		else
-			echo "not ok $t insmod $m.ko # $out"
-		fi
-	done
+	if [ "$n" -ge 2 ]; then echo "ok 1 machine has $n CPUs"; else echo "not ok 1 machine has $n CPUs, want >= 2"; fi
+	if [ -f modules/test_hmm.ko ]; then
+		out=$(insmod modules/test_hmm.ko 2>&1) && echo "ok 2 insmod test_hmm.ko" ||
+			echo "not ok 2 insmod test_hmm.ko # $out"
+	elif out=$(modprobe test_hmm 2>&1); then
+		echo "ok 2 modprobe test_hmm"
+	else
+		echo "ok 2 test_hmm # SKIP not available (CONFIG_TEST_HMM=m): $out"
+	fi
+	out=$(insmod modules/tlbrace.ko 2>&1) && echo "ok 3 insmod tlbrace.ko" ||
+		echo "not ok 3 insmod tlbrace.ko # $out"
+}
+
+# Upstream's hmm-tests need test_hmm's /dev/hmm_dmirror*.
+hmm_tests() {
+	if [ ! -e /dev/hmm_dmirror0 ]; then
+		echo "TAP version 13"
+		echo "1..0 # SKIP test_hmm is not loaded"
+		return 4
+	fi
+	./hmm-tests
 }
 
 teardown() {
@@ -45,11 +68,12 @@ teardown() {
 }
 
 # Iterations of each race-matrix cell (kernel command line, see make help).
-export TLBRACE_SAFE_ITERS=${tlbrace_safe_iters:-1000}
-export TLBRACE_UNSAFE_ITERS=${tlbrace_unsafe_iters:-100}
+export TLBRACE_SAFE_ITERS=${tlbrace_safe_iters:-${TLBRACE_SAFE_ITERS:-1000}}
+export TLBRACE_UNSAFE_ITERS=${tlbrace_unsafe_iters:-${TLBRACE_UNSAFE_ITERS:-100}}
 
 suite setup setup
 grep -v '^#' suites | while read -r name cmd; do
+	case "$cmd" in ./hmm-tests) cmd=hmm_tests ;; esac
 	[ -n "$name" ] && suite "$name" $cmd </dev/null
 done
 suite teardown teardown
