@@ -5,39 +5,39 @@
 //! the process.
 //!
 //! The root directory is reachable from `open()` (which has no module state)
-//! through a global lock.
+//! through a global lock.  The files are `debugfs_file`'s, whose open pins
+//! the module (see there why not `kernel::debugfs`'s).
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use kernel::{
-    debugfs::{Dir, Writer},
-    prelude::*,
-    str::CString,
-    sync::Arc,
-};
+use kernel::{debugfs::Writer, prelude::*, str::CString, sync::Arc};
 
-use crate::{device::Device, uapi};
+use crate::{
+    debugfs_file::{Dir, File},
+    device::Device,
+    uapi,
+};
 
 kernel::sync::global_lock! {
     // SAFETY: Initialised by `Root::new`, called once from the module
     // initialiser before the misc device (the only user) is registered.
-    unsafe(uninit) static ROOT: Mutex<Option<Dir>> = None;
+    unsafe(uninit) static ROOT: Mutex<Option<Arc<Dir>>> = None;
 }
 
 /// Numbers the devices' subdirectories.
 static NEXT_ID: AtomicU32 = AtomicU32::new(0);
 
 /// Owns the root directory: it is removed when this is dropped at module
-/// exit, after every device file was closed.
+/// exit and the last device's directory is gone.
 pub(crate) struct Root;
 
 impl Root {
     /// Creates `/sys/kernel/debug/tlbrace/`.  Call once, from module init.
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new() -> Result<Self> {
         // SAFETY: Called once, from the module initialiser, before any use.
         unsafe { ROOT.init() };
-        *ROOT.lock() = Some(Dir::new(c"tlbrace"));
-        Root
+        *ROOT.lock() = Some(Dir::new(c"tlbrace", None)?);
+        Ok(Root)
     }
 }
 
@@ -47,12 +47,13 @@ impl Drop for Root {
     }
 }
 
-/// Creates the subdirectory of a new device of process `tgid`.
-pub(crate) fn device_dir(tgid: i32) -> Result<Dir> {
+/// Creates `<tgid>-<n>/stats` for a new device of process `tgid`.
+pub(crate) fn stats_file(tgid: i32, dev: Arc<Device>) -> Result<File<StatsFile>> {
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     let name = CString::try_from_fmt(fmt!("{tgid}-{id}"))?;
-    let root = ROOT.lock();
-    root.as_ref().map(|r| r.subdir(&name)).ok_or(ENODEV)
+    let root = ROOT.lock().clone().ok_or(ENODEV)?;
+    let dir = Dir::new(&name, Some(root))?;
+    File::new(&dir, c"stats", StatsFile(dev))
 }
 
 /// The contents of a device's `stats` file.

@@ -6,7 +6,7 @@
 use core::mem::size_of;
 
 use kernel::{
-    current, debugfs,
+    current,
     fs::File,
     ioctl::_IOC_SIZE,
     miscdevice::{MiscDevice, MiscDeviceRegistration},
@@ -21,6 +21,7 @@ use kernel::{
 use crate::{
     contract::Contract,
     debugfs::StatsFile,
+    debugfs_file,
     device::Device,
     dtlb::{Geometry, Replacement},
     engine::{Batch, BatchResult, Op},
@@ -46,9 +47,7 @@ pub(crate) struct TlbraceFile {
     #[pin]
     tlbs: Registration<Arc<Device>>,
     /// `/sys/kernel/debug/tlbrace/<tgid>-<n>/stats`.
-    #[pin]
-    stats_file: debugfs::File<StatsFile>,
-    _dir: debugfs::Dir,
+    _stats_file: debugfs_file::File<StatsFile>,
     dev: Arc<Device>,
 }
 
@@ -61,13 +60,12 @@ impl MiscDevice for TlbraceFile {
         // Kernel threads have no address space to mirror.
         let mm = task.mm().ok_or(EINVAL)?;
         let dev = Arc::pin_init(Device::new()?, GFP_KERNEL)?;
-        let dir = crate::debugfs::device_dir(task.tgid())?;
+        let stats_file = crate::debugfs::stats_file(task.tgid(), dev.clone())?;
         KBox::try_pin_init(
             try_pin_init!(TlbraceFile {
                 range <- Registration::new(mm, Callbacks::Range, Ok::<_, Error>(dev.clone())),
                 tlbs <- Registration::new(mm, Callbacks::SecondaryTlbs, Ok::<_, Error>(dev.clone())),
-                stats_file <- dir.read_only_file(c"stats", Ok::<_, Error>(StatsFile(dev.clone()))),
-                _dir: dir,
+                _stats_file: stats_file,
                 dev,
             }),
             GFP_KERNEL,

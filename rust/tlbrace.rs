@@ -15,6 +15,7 @@ use kernel::{
 
 mod contract;
 mod debugfs;
+mod debugfs_file;
 mod device;
 mod dpt;
 mod dtlb;
@@ -53,7 +54,7 @@ impl kernel::InPlaceModule for TlbraceModule {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
         pr_info!("ABI version {}\n", uapi::TLBRACE_ABI_VERSION);
         try_pin_init!(Self {
-            _debugfs: debugfs::Root::new(),
+            _debugfs: debugfs::Root::new()?,
             _miscdev <- MiscDeviceRegistration::register(MiscDeviceOptions { name: c"tlbrace" }),
         })
     }

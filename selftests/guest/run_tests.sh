@@ -61,10 +61,34 @@ hmm_tests() {
 	./hmm-tests
 }
 
+# The unload: an open debugfs file must pin the module (closing one after
+# rmmod used to oops in full_proxy_release()), then rmmod succeeds.
 teardown() {
 	echo "TAP version 13"
-	echo "1..1"
-	if out=$(rmmod tlbrace 2>&1); then echo "ok 1 rmmod tlbrace"; else echo "not ok 1 rmmod tlbrace # $out"; fi
+	echo "1..3"
+	stats=
+	if exec 3</dev/tlbrace; then
+		stats=$(ls /sys/kernel/debug/tlbrace/$$-*/stats 2>/dev/null | head -n 1)
+	fi
+	if [ -n "$stats" ] && exec 4<"$stats"; then
+		exec 3<&-
+		if rmmod tlbrace 2>/dev/null; then
+			echo "not ok 1 rmmod refused while a stats file is open # it unloaded"
+		else
+			echo "ok 1 rmmod refused while a stats file is open"
+		fi
+		if cat <&4 >/dev/null 2>&1; then
+			echo "not ok 2 the stats file of a closed device reads nothing # it read"
+		else
+			echo "ok 2 the stats file of a closed device reads nothing"
+		fi
+		exec 4<&-
+	else
+		exec 3<&-
+		echo "ok 1 # SKIP no debugfs stats file"
+		echo "ok 2 # SKIP no debugfs stats file"
+	fi
+	if out=$(rmmod tlbrace 2>&1); then echo "ok 3 rmmod tlbrace"; else echo "not ok 3 rmmod tlbrace # $out"; fi
 }
 
 # Iterations of each race-matrix cell (kernel command line, see make help).
