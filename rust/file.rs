@@ -293,10 +293,14 @@ impl TlbraceFile {
             stride: batch.stride as u32,
             ..Default::default()
         };
-        match r {
-            Ok(r) => fill_access_result(&mut w.result, kind, &r),
-            Err(e) => w.error = e.to_errno(),
-        }
+        // Both outputs are written whatever the job's fate.
+        w.error = match r {
+            Ok(r) => {
+                fill_access_result(&mut w.result, kind, &r);
+                0
+            }
+            Err(e) => e.to_errno(),
+        };
         writer.write(&w)
     }
 
