@@ -353,6 +353,9 @@ impl TlbraceFile {
 
     fn inject_disarm(&self, user: UserPtr) -> Result {
         let (a, mut writer) = read_arg::<uapi::tlbrace_inject>(user)?;
+        if a.reserved != 0 {
+            return Err(EINVAL);
+        }
         self.with_own_mm(|_| self.device().inject.disarm(a.id))?;
         writer.write(&a)
     }
