@@ -51,6 +51,7 @@ export TLBRACE_UNSAFE_ITERS=${tlbrace_unsafe_iters:-100}
 suite setup setup
 suite kunit ./kunit.sh
 suite tlbrace_basic ./tlbrace_basic
+suite tlbrace_abi ./tlbrace_abi
 suite tlbrace_coherence ./tlbrace_coherence
 suite tlbrace_races ./tlbrace_races
 suite tlbrace_trackers ./tlbrace_trackers
