@@ -8,7 +8,6 @@ use core::mem::size_of;
 use kernel::{
     current,
     fs::File,
-    ioctl::_IOC_SIZE,
     miscdevice::{MiscDevice, MiscDeviceRegistration},
     mm::MmWithUser,
     page::{PAGE_SHIFT, PAGE_SIZE},
@@ -80,7 +79,9 @@ impl MiscDevice for TlbraceFile {
     }
 
     fn ioctl(me: Pin<&TlbraceFile>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
-        let user = UserSlice::new(UserPtr::from_addr(arg), _IOC_SIZE(cmd));
+        // Each handler accesses the size of its struct: `_IOC_SIZE(cmd)`,
+        // since only the exact command numbers match.
+        let user = UserPtr::from_addr(arg);
         match cmd {
             uapi::TLBRACE_IOC_VERSION => version(user),
             uapi::TLBRACE_IOC_CONFIG => me.config(user),
@@ -103,14 +104,23 @@ impl MiscDevice for TlbraceFile {
     }
 }
 
-/// Reads an ioctl argument and checks its declared size.
-fn read_arg<T: IoctlArg>(user: UserSlice) -> Result<(T, UserSliceWriter)> {
-    let (mut reader, writer) = user.reader_writer();
+/// Reads an ioctl argument, checks its declared size and that it can be
+/// written back, and returns it with the writer for the write-back.
+///
+/// Every command writes its struct back, so the check comes first: the bytes
+/// just read are written to the same place, which leaves the struct as the
+/// caller wrote it and makes a read-only argument fail with `EFAULT` before
+/// the command had any effect (a job collected, counters zeroed).  Another
+/// thread changing the struct meanwhile loses its change, as it would to
+/// the final write-back.
+fn read_arg<T: IoctlArg>(user: UserPtr) -> Result<(T, UserSliceWriter)> {
+    let (mut reader, mut probe) = UserSlice::new(user, size_of::<T>()).reader_writer();
     let arg: T = reader.read()?;
     if arg.declared_size() as usize != size_of::<T>() {
         return Err(EINVAL);
     }
-    Ok((arg, writer))
+    probe.write(&arg)?;
+    Ok((arg, UserSlice::new(user, size_of::<T>()).writer()))
 }
 
 /// Fails with `EINVAL` unless `flags` only has bits of `allowed`.
@@ -132,7 +142,7 @@ fn page_range(addr: u64, len: u64, max: u64) -> Result<(usize, usize)> {
     Ok(((addr >> PAGE_SHIFT) as usize, (end >> PAGE_SHIFT) as usize))
 }
 
-fn version(user: UserSlice) -> Result {
+fn version(user: UserPtr) -> Result {
     let (mut v, mut writer) = read_arg::<uapi::tlbrace_version>(user)?;
     if v.reserved != 0 {
         return Err(EINVAL);
@@ -211,7 +221,7 @@ impl TlbraceFile {
         }
     }
 
-    fn config(&self, user: UserSlice) -> Result {
+    fn config(&self, user: UserPtr) -> Result {
         let (c, mut writer) = read_arg::<uapi::tlbrace_config>(user)?;
         check_flags(c.flags, 0)?;
         if c.reserved != 0 {
@@ -244,7 +254,7 @@ impl TlbraceFile {
         writer.write(&c)
     }
 
-    fn access(&self, user: UserSlice, kind: AccessKind) -> Result {
+    fn access(&self, user: UserPtr, kind: AccessKind) -> Result {
         let (mut a, mut writer) = read_arg::<uapi::tlbrace_access>(user)?;
         check_flags(a.flags, uapi::TLBRACE_ACCESS_ASYNC)?;
         let batch = access_batch(&a, kind)?;
@@ -262,7 +272,7 @@ impl TlbraceFile {
         writer.write(&a)
     }
 
-    fn wait(&self, user: UserSlice) -> Result {
+    fn wait(&self, user: UserPtr) -> Result {
         let (mut w, mut writer) = read_arg::<uapi::tlbrace_wait>(user)?;
         if w.timeout_ms > uapi::TLBRACE_MAX_WAIT_MS || w.reserved != 0 {
             return Err(EINVAL);
@@ -281,14 +291,18 @@ impl TlbraceFile {
             stride: batch.stride as u32,
             ..Default::default()
         };
-        match r {
-            Ok(r) => fill_access_result(&mut w.result, kind, &r),
-            Err(e) => w.error = e.to_errno(),
-        }
+        // Both outputs are written whatever the job's fate.
+        w.error = match r {
+            Ok(r) => {
+                fill_access_result(&mut w.result, kind, &r);
+                0
+            }
+            Err(e) => e.to_errno(),
+        };
         writer.write(&w)
     }
 
-    fn prefetch(&self, user: UserSlice) -> Result {
+    fn prefetch(&self, user: UserPtr) -> Result {
         let (mut r, mut writer) = read_arg::<uapi::tlbrace_range>(user)?;
         check_flags(r.flags, uapi::TLBRACE_RANGE_WRITE)?;
         let (start, end) = page_range(r.addr, r.len, u64::from(uapi::TLBRACE_MAX_RANGE_LEN))?;
@@ -297,7 +311,7 @@ impl TlbraceFile {
         writer.write(&r)
     }
 
-    fn flush(&self, user: UserSlice) -> Result {
+    fn flush(&self, user: UserPtr) -> Result {
         let (mut f, mut writer) = read_arg::<uapi::tlbrace_flush>(user)?;
         check_flags(f.flags, uapi::TLBRACE_FLUSH_DPT)?;
         let dpt = f.flags & uapi::TLBRACE_FLUSH_DPT != 0;
@@ -308,7 +322,7 @@ impl TlbraceFile {
         writer.write(&f)
     }
 
-    fn snapshot(&self, user: UserSlice) -> Result {
+    fn snapshot(&self, user: UserPtr) -> Result {
         let (mut s, mut writer) = read_arg::<uapi::tlbrace_snapshot>(user)?;
         check_flags(s.flags, 0)?;
         if s.max_entries > MAX_SNAPSHOT_ENTRIES {
@@ -329,19 +343,22 @@ impl TlbraceFile {
         writer.write(&s)
     }
 
-    fn inject_arm(&self, user: UserSlice) -> Result {
+    fn inject_arm(&self, user: UserPtr) -> Result {
         let (a, mut writer) = read_arg::<uapi::tlbrace_inject>(user)?;
         self.with_own_mm(|_| self.device().inject.arm(&a))?;
         writer.write(&a)
     }
 
-    fn inject_disarm(&self, user: UserSlice) -> Result {
+    fn inject_disarm(&self, user: UserPtr) -> Result {
         let (a, mut writer) = read_arg::<uapi::tlbrace_inject>(user)?;
+        if a.reserved != 0 {
+            return Err(EINVAL);
+        }
         self.with_own_mm(|_| self.device().inject.disarm(a.id))?;
         writer.write(&a)
     }
 
-    fn inject_release(&self, user: UserSlice) -> Result {
+    fn inject_release(&self, user: UserPtr) -> Result {
         let (mut r, mut writer) = read_arg::<uapi::tlbrace_release>(user)?;
         if r.reserved != 0 {
             return Err(EINVAL);
@@ -350,7 +367,7 @@ impl TlbraceFile {
         writer.write(&r)
     }
 
-    fn inject_status(&self, user: UserSlice) -> Result {
+    fn inject_status(&self, user: UserPtr) -> Result {
         let (mut s, mut writer) = read_arg::<uapi::tlbrace_inject_status>(user)?;
         check_flags(s.flags, 0)?;
         self.with_own_mm(|_| {
@@ -360,7 +377,7 @@ impl TlbraceFile {
         writer.write(&s)
     }
 
-    fn stats(&self, user: UserSlice, reset: bool) -> Result {
+    fn stats(&self, user: UserPtr, reset: bool) -> Result {
         let (mut s, mut writer) = read_arg::<uapi::tlbrace_stats>(user)?;
         check_flags(s.flags, 0)?;
         if s.reserved != 0 {

@@ -142,9 +142,13 @@ impl Stats {
 
         let mut ring = self.ring.lock();
         let n = ring.total.min(RING);
-        // Oldest first.
-        for k in 0..n {
-            out.ring[k] = ring.events[(ring.total - n + k) % RING];
+        // Oldest first; the slots past `n` are zeroed, not left as passed in.
+        for (k, slot) in out.ring.iter_mut().enumerate() {
+            *slot = if k < n {
+                ring.events[(ring.total - n + k) % RING]
+            } else {
+                uapi::tlbrace_stale_event::default()
+            };
         }
         out.ring_count = n as u32;
         if reset {

@@ -11,7 +11,10 @@
  *    module rejects a size it does not know with -EINVAL, so structs can
  *    grow at the end in later ABI versions;
  *  - reserved fields and unknown flags must be zero (-EINVAL otherwise);
- *  - a bad pointer gives -EFAULT, an unknown command -ENOTTY.
+ *  - the struct is always written back, so it must be writable too; on
+ *    success every out field is written;
+ *  - a bad pointer gives -EFAULT, an unknown command -ENOTTY; a command
+ *    rejected for its argument has had no effect.
  *
  * See Documentation/uapi.rst for the reference.
  */
@@ -289,7 +292,7 @@ struct tlbrace_stale_event {
  * @kernel_nested_overlapping: ... while an overlapping invalidation was open
  * @ring_count:          valid entries in @ring (the last ones, oldest first)
  * @reserved:            zero
- * @ring:                the last stale accesses
+ * @ring:                the last stale accesses (slots past @ring_count: zero)
  *
  * RESET_STATS returns the counters and zeroes them.
  */
