@@ -16,7 +16,7 @@ use kernel::{
     sync::Arc,
 };
 
-use crate::{device::Device, uapi};
+use crate::{device::Device, stats::Counter, uapi};
 
 kernel::sync::global_lock! {
     // SAFETY: Initialised by `Root::new`, called once from the module
@@ -99,6 +99,11 @@ impl Writer for StatsFile {
             ("tracker_ns", s.tracker_ns),
             ("kernel_nested", s.kernel_nested),
             ("kernel_nested_overlapping", s.kernel_nested_overlapping),
+            ("oracle_checks", self.0.stats.get(Counter::OracleChecks)),
+            (
+                "oracle_conservative",
+                self.0.stats.get(Counter::OracleConservative),
+            ),
         ];
         for (name, v) in counters {
             writeln!(f, "{name}: {v}")?;
