@@ -6,6 +6,7 @@
  * translation and saw what the CPU sees, and under "none", the negative
  * control, asserting that the staleness shows where it must.
  */
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -13,8 +14,11 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
+
+#include <linux/userfaultfd.h>
 
 #include "tlbrace_lib.h"
 #include "kselftest_harness.h"
@@ -604,6 +608,93 @@ TEST_F(coh, fill_during_cow_sees_new_page)
 	inj_disarm(self->fd, TLBRACE_ALL_ARMS);
 	munmap(buf, 2 * PAGE);
 	close(mfd);
+}
+
+struct zero_monitor {
+	int uffd;
+	volatile int stop;
+	int faults;
+};
+
+/* Serves missing-page faults with the zero page, and counts them. */
+static void *zero_monitor(void *arg)
+{
+	struct zero_monitor *m = arg;
+	struct pollfd pfd = { .fd = m->uffd, .events = POLLIN };
+	struct uffdio_zeropage z = { .range = { .len = PAGE } };
+	struct uffd_msg msg;
+
+	while (!m->stop) {
+		if (poll(&pfd, 1, 10) <= 0)
+			continue;
+		if (read(m->uffd, &msg, sizeof(msg)) != sizeof(msg) ||
+		    msg.event != UFFD_EVENT_PAGEFAULT)
+			continue;
+		z.range.start = msg.arg.pagefault.address & ~(PAGE - 1);
+		m->faults++;
+		ioctl(m->uffd, UFFDIO_ZEROPAGE, &z);
+	}
+	return NULL;
+}
+
+/*
+ * The oracle never faults a page in.  A device fault walks a page of a
+ * userfaultfd (missing) range and is parked before its fill; the CPU zaps
+ * the page.  Under none the fill goes in anyway and is judged with a
+ * lookup that cannot fault: the device reads the old data, the access is
+ * stale, and the page stays absent with no userfault raised (the old
+ * oracle's second walk faulted it in through the monitor).  The correct
+ * contracts retry the fault: one userfault, the device reads zero.
+ */
+TEST_F(coh, oracle_never_faults_a_page_in)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
+	struct tlbrace_inject park = {
+		.point = TLBRACE_POINT_FAULT_FILL, .action = TLBRACE_ACTION_PARK,
+		.count = 1, .timeout_ms = 5000, .release_on = TLBRACE_RELEASE_BY_IOCTL,
+	};
+	struct zero_monitor m = { .uffd = -1 };
+	volatile __u64 *p = map_anon(PAGE);
+	struct tlbrace_wait res;
+	pthread_t t;
+
+	ASSERT_NE(NULL, p);
+	*p = 0x77;
+	m.uffd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	ASSERT_GE(m.uffd, 0);
+	ASSERT_EQ(0, ioctl(m.uffd, UFFDIO_API, &api));
+	reg.range.start = (uintptr_t)p;
+	reg.range.len = PAGE;
+	ASSERT_EQ(0, ioctl(m.uffd, UFFDIO_REGISTER, &reg));
+	ASSERT_EQ(0, pthread_create(&t, NULL, zero_monitor, &m));
+
+	park.start = (uintptr_t)p;
+	park.end = park.start + PAGE;
+	ASSERT_EQ(0, inj_arm(self->fd, &park));
+	ASSERT_EQ(0, dev_submit(self->fd, TLBRACE_IOC_READ, p, 1, 0));
+	ASSERT_EQ(0, inj_wait_parked(self->fd, 0, 1, 5000));
+	ASSERT_EQ(0, madvise((void *)p, PAGE, MADV_DONTNEED));
+	ASSERT_EQ(0, inj_release(self->fd, 0));
+	ASSERT_EQ(0, dev_wait(self->fd, 5000, &res));
+	m.stop = 1;
+	ASSERT_EQ(0, pthread_join(t, NULL));
+	ASSERT_EQ(0, res.error);
+	if (variant->coherent) {
+		ASSERT_EQ(0, res.result.value);
+		ASSERT_FALSE(res.result.outcome & TLBRACE_OUT_STALE);
+		ASSERT_EQ(1, m.faults);
+		ASSERT_TRUE(pagemap_entry(p) & (1ULL << 63));
+	} else {
+		ASSERT_EQ(0x77, res.result.value);
+		ASSERT_TRUE(res.result.outcome & TLBRACE_OUT_STALE);
+		ASSERT_EQ(0, m.faults);
+		ASSERT_FALSE(pagemap_entry(p) & (1ULL << 63));
+	}
+	CHECK_STALE(self->fd, true);
+	inj_disarm(self->fd, TLBRACE_ALL_ARMS);
+	close(m.uffd);
+	munmap((void *)p, PAGE);
 }
 
 TEST_F(coh, stale_ring_records_address_and_event)
