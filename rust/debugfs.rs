@@ -15,6 +15,7 @@ use kernel::{debugfs::Writer, prelude::*, str::CString, sync::Arc};
 use crate::{
     debugfs_file::{Dir, File},
     device::Device,
+    stats::Counter,
     uapi,
 };
 
@@ -100,6 +101,11 @@ impl Writer for StatsFile {
             ("tracker_ns", s.tracker_ns),
             ("kernel_nested", s.kernel_nested),
             ("kernel_nested_overlapping", s.kernel_nested_overlapping),
+            ("oracle_checks", self.0.stats.get(Counter::OracleChecks)),
+            (
+                "oracle_conservative",
+                self.0.stats.get(Counter::OracleConservative),
+            ),
         ];
         for (name, v) in counters {
             writeln!(f, "{name}: {v}")?;

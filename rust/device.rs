@@ -25,7 +25,7 @@ use crate::{
     inject::{Injector, Point, Site},
     mm_ext,
     mmu_notifier::{MmuNotifier, Range},
-    staleness::{Mark, Truth},
+    staleness::{Flush, Truth},
     stats::{Counter, Stats},
     tracker::{self, Tracker},
     translation::{Translation, Vpn},
@@ -77,17 +77,27 @@ impl Mmu {
         n
     }
 
-    /// Applies a staleness mark to the cached translations it covers.
-    fn apply(dtlb: &mut Dtlb, dpt: &mut Dpt, m: &Mark) {
-        let mut doom = |_: Vpn, t: &mut Translation| {
-            if m.early {
-                t.flushed.get_or_insert(m.event);
-            } else {
-                t.stale.get_or_insert(m.event);
+    /// Flags the cached translations a CPU flush covers, for the oracle to
+    /// judge before their next use.
+    fn apply(dtlb: &mut Dtlb, dpt: &mut Dpt, f: &Flush) {
+        let mut flag = |_: Vpn, t: &mut Translation| {
+            if t.stale.is_none() {
+                t.flagged.get_or_insert(f.event);
             }
         };
-        dtlb.for_each_in(m.start, m.end, &mut doom);
-        dpt.for_each_in(m.start, m.end, &mut doom);
+        dtlb.for_each_in(f.start, f.end, &mut flag);
+        dpt.for_each_in(f.start, f.end, &mut flag);
+    }
+
+    /// A copy of the translation of `vpn` (dTLB first, then dPT) that a
+    /// CPU flush flagged and the oracle has not judged yet.
+    pub(crate) fn flagged(&self, vpn: Vpn) -> Option<Translation> {
+        let flagged = |t: &&Translation| t.flagged.is_some();
+        self.dtlb
+            .peek(vpn)
+            .filter(flagged)
+            .or_else(|| self.dpt.get(vpn).filter(flagged))
+            .cloned()
     }
 
     /// Caches a translation in the dTLB, counting evictions.
@@ -212,11 +222,7 @@ impl MmuNotifier for Arc<Device> {
             mmu = self.gather_close(mmu, start, end, range.event(), range.blockable());
         }
         let batched = mmu.contract == Contract::Batched;
-        let Mmu {
-            truth, dtlb, dpt, ..
-        } = &mut *mmu;
-        let mark = truth.end(start, end, range.event());
-        Mmu::apply(dtlb, dpt, &mark);
+        mmu.truth.end(start, end, range.event());
         let idle = mmu.truth.in_progress() == 0;
         drop(mmu);
         // Faults wait for idleness; `ranges-wait` closes for any close.
@@ -255,7 +261,8 @@ impl MmuNotifier for Arc<Device> {
         let Mmu {
             truth, dtlb, dpt, ..
         } = &mut *mmu;
-        truth.cpu_flush(start, end, |m| Mmu::apply(dtlb, dpt, m));
+        let f = truth.cpu_flush(start, end);
+        Mmu::apply(dtlb, dpt, &f);
     }
 
     fn release(&self) {

@@ -10,6 +10,12 @@
 //! MMU lock not held) and inserts the result only if no invalidation raced
 //! with the walk: the `mmu_interval_read_begin/retry` protocol of
 //! `lib/test_hmm.c`, with bounded waits and retries.
+//!
+//! Before a translation the staleness oracle flagged is used, the access
+//! compares it with the CPU page table (a lookup that neither faults nor
+//! sleeps, MMU lock not held) and records the verdict in it; see
+//! `staleness.rs`.  The lookup only observes: it changes nothing the
+//! device or the CPU would see.
 
 use kernel::{
     mm::MmWithUser,
@@ -24,6 +30,7 @@ use crate::{
     contract::Contract,
     device::{Device, Mmu},
     inject::{Point, Site},
+    staleness::{judge, Lookup, Truth, Verdict},
     stats::Counter,
     translation::{Translation, Vpn},
     uapi,
@@ -34,6 +41,10 @@ use crate::{
 const MAX_FAULT_RETRIES: usize = 16;
 /// How long a fault waits for an invalidation in progress, per attempt.
 const FAULT_WAIT_MS: u32 = 1000;
+/// Oracle checks per access: a CPU flush may flag the translation again
+/// between its check and its use; past this the use is judged
+/// conservatively.
+const MAX_CHECKS: usize = 4;
 
 /// One device memory operation on an aligned 64-bit word.
 #[derive(Clone, Copy)]
@@ -90,11 +101,20 @@ impl Device {
                 self.inject.pass(self, &Site::page(Point::AccessHit, addr));
             }
         }
-        for _ in 0..MAX_FAULT_RETRIES {
+        let mut checks = 0;
+        for _ in 0..MAX_FAULT_RETRIES + MAX_CHECKS {
             {
                 let mut mmu = self.mmu.lock();
                 if mmu.released {
                     return Err(ESRCH);
+                }
+                if checks < MAX_CHECKS {
+                    if let Some(t) = mmu.flagged(vpn) {
+                        drop(mmu);
+                        checks += 1;
+                        self.check(mm, vpn, &t)?;
+                        continue;
+                    }
                 }
                 let hit = matches!(mmu.dtlb.peek(vpn), Some(t) if t.permits(write));
                 // After a device fault the access uses the entry the fault
@@ -118,8 +138,9 @@ impl Device {
                         mmu.fill_dtlb(vpn, t, &self.stats);
                     }
                 }
-                if let Some(t) = mmu.dtlb.lookup(vpn).filter(|t| t.permits(write)) {
-                    return Ok(self.use_translation(t, addr, op, outcome));
+                let Mmu { dtlb, truth, .. } = &mut *mmu;
+                if let Some(t) = dtlb.lookup(vpn).filter(|t| t.permits(write)) {
+                    return Ok(self.use_translation(truth, t, addr, op, outcome));
                 }
             }
             outcome |= uapi::TLBRACE_OUT_FAULT;
@@ -128,22 +149,73 @@ impl Device {
         Err(EAGAIN)
     }
 
+    /// The oracle's check of a flagged translation `t` of `vpn`: looks up
+    /// what the CPU page table maps now and records the verdict in the
+    /// cached copies of `t` (dTLB and dPT, recognised by their fill
+    /// generation).  MMU lock not held.
+    fn check(&self, mm: &MmWithUser, vpn: Vpn, t: &Translation) -> Result {
+        self.stats.inc(Counter::OracleChecks);
+        let lookup = match UserPage::lookup(mm, vpn << PAGE_SHIFT, t.writable) {
+            Ok(Some(now)) if now == *t.page => Lookup::Same,
+            Ok(Some(_)) => Lookup::Other,
+            Ok(None) => Lookup::Absent,
+            Err(e) if e == EBUSY => Lookup::Unknown,
+            Err(e) => return Err(e),
+        };
+        let verdict = judge(lookup);
+        let mut mmu = self.mmu.lock();
+        let Mmu { dtlb, dpt, .. } = &mut *mmu;
+        let apply = |c: &mut Translation| {
+            if c.fill_gen != t.fill_gen {
+                return;
+            }
+            if let Some(event) = c.flagged.take() {
+                match verdict {
+                    Verdict::Valid => {}
+                    Verdict::Stale => c.stale = Some(event),
+                    Verdict::Conservative => {
+                        self.stats.inc(Counter::OracleConservative);
+                        c.stale = Some(event);
+                    }
+                }
+            }
+        };
+        dtlb.for_each_in(vpn, vpn + 1, |_, c| apply(c));
+        dpt.for_each_in(vpn, vpn + 1, |_, c| apply(c));
+        Ok(())
+    }
+
     /// Performs `op` only if the dTLB holds a usable translation (`ENOENT`
     /// otherwise): what the device does inside a notifier callback, where it
     /// may not fault.
     pub(crate) fn access_hit_only(&self, addr: usize, op: Op) -> Result<Access> {
         let mut mmu = self.mmu.lock();
-        match mmu.dtlb.lookup(addr >> PAGE_SHIFT) {
+        let Mmu { dtlb, truth, .. } = &mut *mmu;
+        match dtlb.lookup(addr >> PAGE_SHIFT) {
             Some(t) if t.permits(op.writes()) => {
                 self.stats.inc(Counter::Hits);
-                Ok(self.use_translation(t, addr, op, uapi::TLBRACE_OUT_HIT))
+                // No page-table lookup here: a flagged translation is judged
+                // conservatively (see `use_translation`).
+                Ok(self.use_translation(truth, t, addr, op, uapi::TLBRACE_OUT_HIT))
             }
             _ => Err(ENOENT),
         }
     }
 
-    /// The access itself, through translation `t` (MMU lock held).
-    fn use_translation(&self, t: &mut Translation, addr: usize, op: Op, outcome: u32) -> Access {
+    /// The access itself, through translation `t` (MMU lock held).  A use
+    /// of a translation the oracle judged stale is a stale access; *early*
+    /// (`stale_early`) while an invalidation covering the page is still in
+    /// progress, counted and recorded in the ring otherwise.  A translation
+    /// still flagged here (no check possible: inside a callback, or flagged
+    /// again after `MAX_CHECKS` checks) is judged stale conservatively.
+    fn use_translation(
+        &self,
+        truth: &Truth,
+        t: &mut Translation,
+        addr: usize,
+        op: Op,
+        outcome: u32,
+    ) -> Access {
         let offset = addr & (PAGE_SIZE - 1);
         let value = match op {
             Op::Read => t.page.load(offset),
@@ -155,13 +227,19 @@ impl Device {
         };
         t.accessed = true;
         t.dirty |= op.writes();
+        if let Some(event) = t.flagged.take() {
+            self.stats.inc(Counter::OracleConservative);
+            t.stale.get_or_insert(event);
+        }
         let mut outcome = outcome;
         if let Some(event) = t.stale {
             outcome |= uapi::TLBRACE_OUT_STALE;
-            self.stats.stale(addr, event, op.writes());
-        } else if t.flushed.is_some() {
-            outcome |= uapi::TLBRACE_OUT_STALE;
-            self.stats.inc(Counter::StaleEarly);
+            let vpn = addr >> PAGE_SHIFT;
+            if truth.open_overlapping(vpn, vpn + 1) > 0 {
+                self.stats.inc(Counter::StaleEarly);
+            } else {
+                self.stats.stale(addr, event, op.writes());
+            }
         }
         Access { value, outcome }
     }
@@ -241,25 +319,12 @@ impl Device {
                 self.stats.inc(Counter::FaultRetries);
                 continue;
             }
-            // Only a contract that ignores invalidations gets here with a
-            // mark since the walk began.  The walk may have read the old
-            // entry (a stale fill) or caused the change itself (breaking
-            // COW): a second walk tells which page the CPU maps now.
-            let mut stale = mmu.truth.marked_since(truth_seq, vpn, false);
-            if stale.is_some() {
-                let recheck_seq = mmu.truth.seq();
-                drop(mmu);
-                // A failed second walk (the page is gone) keeps the verdict:
-                // the broken device fills what its first walk found.
-                let now = UserPage::get(mm, vpn << PAGE_SHIFT, write).ok();
-                mmu = self.mmu.lock();
-                if mmu.released {
-                    return Err(ESRCH);
-                }
-                if now.as_ref() == Some(&*page) {
-                    stale = mmu.truth.marked_since(recheck_seq, vpn, false);
-                }
-            }
+            // If the CPUs flushed the page since the walk began (only a
+            // contract that ignores invalidations gets here after the flush
+            // of a notified change), the walk may have read the old entry (a
+            // stale fill) or the new one (it ran after the change, or caused
+            // it by breaking COW): the fill is flagged, and checked against
+            // the page table before its first use.
             mmu.fill_gen += 1;
             let t = Translation {
                 page,
@@ -267,8 +332,8 @@ impl Device {
                 dirty: false,
                 accessed: false,
                 fill_gen: mmu.fill_gen,
-                stale,
-                flushed: mmu.truth.marked_since(truth_seq, vpn, true),
+                flagged: mmu.truth.flushed_since(truth_seq, vpn),
+                stale: None,
             };
             if let Some(node) = node {
                 mmu.dpt.insert(node.into_node(vpn, t.clone()));
@@ -295,13 +360,35 @@ impl Device {
 
     /// Writes the dTLB and dPT entries of `[start, end)`, merged and in
     /// address order, into `out`, up to its capacity (allocated beforehand:
-    /// nothing is allocated under the MMU lock).
+    /// nothing is allocated under the MMU lock).  Flagged translations are
+    /// judged first, so that `TLBRACE_SNAP_STALE` is the oracle's verdict.
     pub(crate) fn snapshot(
         &self,
+        mm: &MmWithUser,
         start: Vpn,
         end: Vpn,
         out: &mut KVec<uapi::tlbrace_snapshot_entry>,
-    ) {
+    ) -> Result {
+        let mut flagged = KVec::<Vpn>::with_capacity(out.capacity(), GFP_KERNEL)?;
+        {
+            let mut mmu = self.mmu.lock();
+            let Mmu { dtlb, dpt, .. } = &mut *mmu;
+            let mut note = |vpn: Vpn, t: &Translation| {
+                if t.flagged.is_some() {
+                    let _ = flagged.push_within_capacity(vpn);
+                }
+            };
+            for (vpn, t) in dpt.iter_in(start, end) {
+                note(vpn, t);
+            }
+            dtlb.for_each_in(start, end, |vpn, t| note(vpn, t));
+        }
+        for &vpn in flagged.iter() {
+            let t = self.mmu.lock().flagged(vpn);
+            if let Some(t) = t {
+                self.check(mm, vpn, &t)?;
+            }
+        }
         let entry = |vpn: Vpn, t: &Translation, flags: u32| uapi::tlbrace_snapshot_entry {
             addr: (vpn << PAGE_SHIFT) as u64,
             pfn: t.page.pfn(),
@@ -318,7 +405,7 @@ impl Device {
                 } else {
                     0
                 }
-                | if t.stale.is_some() || t.flushed.is_some() {
+                | if t.stale.is_some() {
                     uapi::TLBRACE_SNAP_STALE
                 } else {
                     0
@@ -345,5 +432,6 @@ impl Device {
         });
         drop(mmu);
         out.sort_unstable_by_key(|e| e.addr);
+        Ok(())
     }
 }

@@ -330,10 +330,7 @@ impl TlbraceFile {
         }
         let (start, end) = page_range(s.addr, s.len, u64::MAX)?;
         let mut out = KVec::with_capacity(s.max_entries as usize, GFP_KERNEL)?;
-        self.with_own_mm(|_| {
-            self.device().snapshot(start, end, &mut out);
-            Ok(())
-        })?;
+        self.with_own_mm(|mm| self.device().snapshot(mm, start, end, &mut out))?;
         let bytes = out.len() * size_of::<uapi::tlbrace_snapshot_entry>();
         let entries = UserPtr::from_addr(s.entries as usize);
         UserSlice::new(entries, bytes)

@@ -42,9 +42,13 @@ pub(crate) enum Counter {
     TrackerNs,
     KernelNested,
     KernelNestedOverlapping,
+    /// Flagged translations compared with the CPU page table (debugfs only).
+    OracleChecks,
+    /// Stale verdicts the oracle could not prove (debugfs only).
+    OracleConservative,
 }
 
-const NR_COUNTERS: usize = Counter::KernelNestedOverlapping as usize + 1;
+const NR_COUNTERS: usize = Counter::OracleConservative as usize + 1;
 const RING: usize = uapi::TLBRACE_STALE_RING as usize;
 
 struct Ring {
@@ -79,6 +83,11 @@ impl Stats {
     /// Adds one to a counter.
     pub(crate) fn inc(&self, c: Counter) {
         self.add(c, 1);
+    }
+
+    /// The value of a counter.
+    pub(crate) fn get(&self, c: Counter) -> u64 {
+        self.counters[c as usize].load(Ordering::Relaxed)
     }
 
     /// Counts a stale access and records it in the ring.

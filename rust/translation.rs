@@ -22,14 +22,15 @@ pub(crate) struct Translation {
     pub(crate) accessed: bool,
     /// Device-wide fill counter at the time of the fill.
     pub(crate) fill_gen: u64,
-    /// Set when an invalidation covering the page completed after the fill:
-    /// any use from then on is a stale access.  Holds the invalidation's event.
+    /// Set when the CPUs flushed the page since the fill (a flush covering
+    /// it, or one that raced with the fill's walk): the translation must be
+    /// compared with the CPU page table before its next use.  Holds the event
+    /// of the flush.
+    pub(crate) flagged: Option<Event>,
+    /// The oracle's verdict on a flagged translation: the CPUs flushed after
+    /// its page-table entry changed, so every use from now on is a stale
+    /// access.  Holds the event.
     pub(crate) stale: Option<Event>,
-    /// Set when the CPUs flushed the page inside an invalidation still in
-    /// progress: a use from then on is an *early* stale access (the CPUs
-    /// already stopped using the translation, the invalidation has not yet
-    /// completed).
-    pub(crate) flushed: Option<Event>,
 }
 
 impl Translation {

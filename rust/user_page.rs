@@ -68,6 +68,66 @@ impl UserPage {
         }
     }
 
+    /// Looks up, without faulting and without sleeping, the page that `mm`
+    /// maps at `addr` with write permission if `write`: `Ok(Some(page))`,
+    /// `Ok(None)` if nothing is mapped there with that permission (not
+    /// present, no vma, read-only for a write), `Err(EBUSY)` if it cannot
+    /// tell (the mmap lock is held for writing).
+    ///
+    /// Never faults a page in, so never changes a page-table entry, never
+    /// breaks COW and never waits for a userfaultfd monitor: it reports the
+    /// CPU page table as it is.  If `mm` is the current task's, the lockless
+    /// GUP-fast walk is tried first; otherwise, or if it finds nothing, GUP
+    /// runs with `FOLL_NOFAULT` under the mmap read lock, taken with a
+    /// trylock.  The only trace is in the page flags any GUP sets: the page
+    /// is marked referenced (GUP-fast) or accessed (GUP), and GUP marks it
+    /// dirty for a write lookup of a clean writable entry.  Takes a page
+    /// reference for the result, like [`UserPage::get`].  May be called
+    /// where `get` may.
+    pub fn lookup(mm: &MmWithUser, addr: usize, write: bool) -> Result<Option<Self>> {
+        let flags = if write { bindings::FOLL_WRITE } else { 0 };
+        let mut page: *mut bindings::page = core::ptr::null_mut();
+        let current = kernel::current!().mm().map(|m| m.as_raw());
+        if current == Some(mm.as_raw()) {
+            // SAFETY: GUP-fast walks `current->mm`, which is `mm` (checked
+            // above), with interrupts disabled and no lock; it never faults
+            // or sleeps.  `page` is valid for one entry.
+            let n = unsafe { bindings::get_user_pages_fast_only(addr, 1, flags, &mut page) };
+            // INVARIANT: On success GUP-fast took one reference on `page`.
+            if let (1, Some(page)) = (n, NonNull::new(page)) {
+                return Ok(Some(Self { page }));
+            }
+        }
+        // SAFETY: `mm` has `mm_users > 0` (invariant of `MmWithUser`).
+        if !unsafe { bindings::mmap_read_trylock(mm.as_raw()) } {
+            return Err(EBUSY);
+        }
+        // SAFETY: The mmap read lock is held; with a null `locked` GUP never
+        // drops it, and `FOLL_NOFAULT` makes it fail with `-EFAULT` instead of
+        // faulting.  `page` is valid for one entry.
+        let ret = unsafe {
+            bindings::get_user_pages_remote(
+                mm.as_raw(),
+                addr,
+                1,
+                flags | bindings::FOLL_NOFAULT,
+                &mut page,
+                core::ptr::null_mut(),
+            )
+        };
+        // SAFETY: Taken by the trylock above.
+        unsafe { bindings::mmap_read_unlock(mm.as_raw()) };
+        // INVARIANT: On success GUP took one reference on `page`.
+        match (ret, NonNull::new(page)) {
+            (1, Some(page)) => Ok(Some(Self { page })),
+            // No vma, or the entry would have to be faulted in.
+            (0, _) => Ok(None),
+            (r, _) if r == EFAULT.to_errno() as kernel::ffi::c_long => Ok(None),
+            (r, _) if r < 0 => Err(Error::from_errno(r as i32)),
+            _ => Err(EFAULT),
+        }
+    }
+
     /// Runs `f` on the kernel address of the page.
     fn with_mapped<R>(&self, f: impl FnOnce(*mut u8) -> R) -> R {
         // SAFETY: The page is referenced (type invariant), so it stays

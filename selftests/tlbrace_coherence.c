@@ -6,14 +6,19 @@
  * translation and saw what the CPU sees, and under "none", the negative
  * control, asserting that the staleness shows where it must.
  */
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
+
+#include <linux/userfaultfd.h>
 
 #include "tlbrace_lib.h"
 #include "kselftest_harness.h"
@@ -489,6 +494,207 @@ TEST_F(coh, compare_and_swap)
 	ASSERT_EQ(7, WORD(buf, 0, 4));
 	CHECK_STALE(self->fd, false);
 	munmap(buf, PAGE);
+}
+
+struct cow_writer {
+	volatile __u64 *p;
+	__u64 value;
+};
+
+static void *cow_write(void *arg)
+{
+	struct cow_writer *w = arg;
+
+	*w->p = w->value;
+	return NULL;
+}
+
+/*
+ * The oracle judges a translation by what the CPU page table maps, not by
+ * which invalidation was open when it was filled.  A CPU write to page 0 of
+ * a private file mapping (COW) is held at invalidate_range_end: the new PTE
+ * is set and the CPUs flushed the old one.  The device reads page 0 right
+ * then (sync and batched wait for the range end): its walk sees the new
+ * page, so once the CPU's write landed the device reads it, and no access
+ * through that translation is stale (the old oracle marked the whole range
+ * at range end: a false positive under sva and none).  Page 1 was cached
+ * before its COW: under none the device still reads the page the CPU left,
+ * and that access must be flagged stale.
+ */
+TEST_F(coh, fill_during_cow_sees_new_page)
+{
+	int mfd = memfd_create("tlbrace-oracle", MFD_CLOEXEC);
+	const __u64 old0 = 0xa0, old1 = 0xa1;
+	struct tlbrace_inject park = {
+		.point = TLBRACE_POINT_RANGE_END_ENTER, .action = TLBRACE_ACTION_PARK,
+		.events = 1 << 1 /* MMU_NOTIFY_CLEAR */, .count = 1, .timeout_ms = 5000,
+		.release_on = TLBRACE_RELEASE_BY_IOCTL,
+	};
+	struct tlbrace_snapshot_entry e;
+	struct tlbrace_stats st0, st;
+	struct tlbrace_wait res;
+	struct cow_writer w = { .value = 0xb0 };
+	bool done = false;
+	pthread_t t;
+	char *buf;
+	__u32 out;
+	__u64 v;
+
+	ASSERT_GE(mfd, 0);
+	ASSERT_EQ(0, ftruncate(mfd, 2 * PAGE));
+	ASSERT_EQ(8, pwrite(mfd, &old0, 8, 0));
+	ASSERT_EQ(8, pwrite(mfd, &old1, 8, PAGE));
+	buf = mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE, mfd, 0);
+	ASSERT_NE(MAP_FAILED, buf);
+	/* The CPU maps both file pages read-only; the device caches page 1. */
+	ASSERT_EQ(old0, WORD(buf, 0, 0));
+	ASSERT_EQ(old1, WORD(buf, 1, 0));
+	ASSERT_EQ(0, dev_read(self->fd, buf + PAGE, &v, NULL));
+	ASSERT_EQ(old1, v);
+
+	park.start = (uintptr_t)buf;
+	park.end = park.start + PAGE;
+	ASSERT_EQ(0, inj_arm(self->fd, &park));
+	w.p = (volatile __u64 *)buf;
+	ASSERT_EQ(0, pthread_create(&t, NULL, cow_write, &w));
+	ASSERT_EQ(0, inj_wait_parked(self->fd, 0, 1, 5000));
+	/* Until the read is done, or reported waiting for the range end. */
+	ASSERT_EQ(0, dev_stats(self->fd, &st0));
+	ASSERT_EQ(0, dev_submit(self->fd, TLBRACE_IOC_READ, buf, 1, 0));
+	for (int i = 0; i < 50000 && !done; i++) {
+		done = dev_wait(self->fd, 0, &res) == 0;
+		ASSERT_EQ(0, dev_stats(self->fd, &st));
+		if (!done && st.fault_retries > st0.fault_retries)
+			break;
+		usleep(100);
+	}
+	ASSERT_EQ(0, inj_release(self->fd, 0));
+	ASSERT_EQ(0, pthread_join(t, NULL));
+	if (!done)
+		ASSERT_EQ(0, dev_wait(self->fd, 10000, &res));
+	ASSERT_EQ(0, res.error);
+	if (variant->contract == TLBRACE_CONTRACT_SVA ||
+	    variant->contract == TLBRACE_CONTRACT_NONE) {
+		/* Filled inside the window: the copy, before the CPU's write. */
+		ASSERT_TRUE(done);
+		ASSERT_EQ(old0, res.result.value);
+	} else {
+		ASSERT_TRUE(res.result.value == old0 || res.result.value == w.value);
+	}
+	ASSERT_FALSE(res.result.outcome & TLBRACE_OUT_STALE);
+
+	/* The device's page is the CPU's: it reads the CPU's write, same PFN. */
+	ASSERT_EQ(w.value, WORD(buf, 0, 0));
+	ASSERT_EQ(0, dev_read(self->fd, buf, &v, &out));
+	ASSERT_EQ(w.value, v);
+	ASSERT_TRUE(out & TLBRACE_OUT_HIT);
+	ASSERT_FALSE(out & TLBRACE_OUT_STALE);
+	ASSERT_EQ(0, dev_snapshot_page(self->fd, buf, &e));
+	ASSERT_EQ(cpu_pfn(buf), e.pfn);
+	ASSERT_FALSE(e.flags & TLBRACE_SNAP_STALE);
+
+	/* Page 1: COW after the device cached it. */
+	WORD(buf, 1, 0) = 0xb1;
+	ASSERT_EQ(0, dev_read(self->fd, buf + PAGE, &v, &out));
+	if (variant->coherent) {
+		ASSERT_EQ(0xb1, v);
+		ASSERT_FALSE(out & TLBRACE_OUT_STALE);
+	} else {
+		/* The device read the page the CPU no longer maps. */
+		ASSERT_EQ(old1, v);
+		ASSERT_TRUE(out & TLBRACE_OUT_STALE);
+	}
+	CHECK_STALE(self->fd, true);
+	inj_disarm(self->fd, TLBRACE_ALL_ARMS);
+	munmap(buf, 2 * PAGE);
+	close(mfd);
+}
+
+struct zero_monitor {
+	int uffd;
+	volatile int stop;
+	int faults;
+};
+
+/* Serves missing-page faults with the zero page, and counts them. */
+static void *zero_monitor(void *arg)
+{
+	struct zero_monitor *m = arg;
+	struct pollfd pfd = { .fd = m->uffd, .events = POLLIN };
+	struct uffdio_zeropage z = { .range = { .len = PAGE } };
+	struct uffd_msg msg;
+
+	while (!m->stop) {
+		if (poll(&pfd, 1, 10) <= 0)
+			continue;
+		if (read(m->uffd, &msg, sizeof(msg)) != sizeof(msg) ||
+		    msg.event != UFFD_EVENT_PAGEFAULT)
+			continue;
+		z.range.start = msg.arg.pagefault.address & ~(PAGE - 1);
+		m->faults++;
+		ioctl(m->uffd, UFFDIO_ZEROPAGE, &z);
+	}
+	return NULL;
+}
+
+/*
+ * The oracle never faults a page in.  A device fault walks a page of a
+ * userfaultfd (missing) range and is parked before its fill; the CPU zaps
+ * the page.  Under none the fill goes in anyway and is judged with a
+ * lookup that cannot fault: the device reads the old data, the access is
+ * stale, and the page stays absent with no userfault raised (the old
+ * oracle's second walk faulted it in through the monitor).  The correct
+ * contracts retry the fault: one userfault, the device reads zero.
+ */
+TEST_F(coh, oracle_never_faults_a_page_in)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
+	struct tlbrace_inject park = {
+		.point = TLBRACE_POINT_FAULT_FILL, .action = TLBRACE_ACTION_PARK,
+		.count = 1, .timeout_ms = 5000, .release_on = TLBRACE_RELEASE_BY_IOCTL,
+	};
+	struct zero_monitor m = { .uffd = -1 };
+	volatile __u64 *p = map_anon(PAGE);
+	struct tlbrace_wait res;
+	pthread_t t;
+
+	ASSERT_NE(NULL, p);
+	*p = 0x77;
+	m.uffd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	ASSERT_GE(m.uffd, 0);
+	ASSERT_EQ(0, ioctl(m.uffd, UFFDIO_API, &api));
+	reg.range.start = (uintptr_t)p;
+	reg.range.len = PAGE;
+	ASSERT_EQ(0, ioctl(m.uffd, UFFDIO_REGISTER, &reg));
+	ASSERT_EQ(0, pthread_create(&t, NULL, zero_monitor, &m));
+
+	park.start = (uintptr_t)p;
+	park.end = park.start + PAGE;
+	ASSERT_EQ(0, inj_arm(self->fd, &park));
+	ASSERT_EQ(0, dev_submit(self->fd, TLBRACE_IOC_READ, p, 1, 0));
+	ASSERT_EQ(0, inj_wait_parked(self->fd, 0, 1, 5000));
+	ASSERT_EQ(0, madvise((void *)p, PAGE, MADV_DONTNEED));
+	ASSERT_EQ(0, inj_release(self->fd, 0));
+	ASSERT_EQ(0, dev_wait(self->fd, 5000, &res));
+	m.stop = 1;
+	ASSERT_EQ(0, pthread_join(t, NULL));
+	ASSERT_EQ(0, res.error);
+	if (variant->coherent) {
+		ASSERT_EQ(0, res.result.value);
+		ASSERT_FALSE(res.result.outcome & TLBRACE_OUT_STALE);
+		ASSERT_EQ(1, m.faults);
+		ASSERT_TRUE(pagemap_entry(p) & (1ULL << 63));
+	} else {
+		ASSERT_EQ(0x77, res.result.value);
+		ASSERT_TRUE(res.result.outcome & TLBRACE_OUT_STALE);
+		ASSERT_EQ(0, m.faults);
+		ASSERT_FALSE(pagemap_entry(p) & (1ULL << 63));
+	}
+	CHECK_STALE(self->fd, true);
+	inj_disarm(self->fd, TLBRACE_ALL_ARMS);
+	close(m.uffd);
+	munmap((void *)p, PAGE);
 }
 
 TEST_F(coh, stale_ring_records_address_and_event)

@@ -2,10 +2,11 @@
 /*
  * Randomized stress of the batched contract's pending-flush trackers: CPU
  * threads zap and unmap random, overlapping and disjoint ranges of a shared
- * buffer while the device reads and writes it.  The staleness detector
- * counts every device access through a translation after an invalidation
- * covering it ended: the correct trackers must show none (naive's count is
- * reported; its reproduction is tlbrace_races' overlapping_dontneed).
+ * buffer while the device reads and writes it.  The staleness oracle
+ * counts every device access through a translation the CPUs flushed after
+ * its entry changed, made once no invalidation covering it is in progress:
+ * the correct trackers must show none (naive's count is reported; its
+ * reproduction is tlbrace_races' overlapping_dontneed).
  *
  * Windows are widened, not by sleeping in the test, but by an injected
  * delay in invalidate_range_end of the gathers that touch the low half of
@@ -161,7 +162,7 @@ TEST_F_TIMEOUT(stress, random_zap_and_unmap, 600)
 	/* The race must have been set up at all, for the verdict to mean anything. */
 	ASSERT_GT(st.closes_overlapping, 0);
 	/*
-	 * Correct trackers: no access after an invalidation ended.  naive is
+	 * Correct trackers: no stale access outside an invalidation.  naive is
 	 * not asserted stale here: device faults wait for every open
 	 * invalidation of the mm (test_hmm's whole-address-space interval), so
 	 * the device rarely hits during the window and luck decides; the

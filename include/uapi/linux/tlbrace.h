@@ -198,7 +198,7 @@ struct tlbrace_flush {
 #define TLBRACE_SNAP_WRITABLE	(1U << 2)
 #define TLBRACE_SNAP_DIRTY	(1U << 3)
 #define TLBRACE_SNAP_ACCESSED	(1U << 4)
-#define TLBRACE_SNAP_STALE	(1U << 5) /* invalidated since filled */
+#define TLBRACE_SNAP_STALE	(1U << 5) /* CPUs flushed it after it changed */
 
 /**
  * struct tlbrace_snapshot_entry - one translation in a snapshot
@@ -275,9 +275,9 @@ struct tlbrace_stale_event {
  * @full_flushes:        whole-dTLB flushes
  * @stale_reads:         reads through a stale translation
  * @stale_writes:        writes (and CAS) through a stale translation
- * @stale_early:         accesses through a translation the CPUs flushed
- *                       inside an invalidation still in progress (the
- *                       stale counters count those after it ended)
+ * @stale_early:         accesses through a stale translation made while
+ *                       an invalidation covering the page is still in
+ *                       progress (the stale counters count the others)
  * @gathers:             gathers closed (batched contract)
  * @gather_flushed:      dTLB entries flushed by closing gathers
  * @gather_full:         closes that flushed the whole dTLB
