@@ -57,7 +57,8 @@ MODULE    := $(SRCTREE)/rust/tlbrace.ko
 INITRAMFS := $(OUT)/initramfs.cpio.gz
 
 .PHONY: all modules deps kernel selftests install-tests initramfs check check-harness demo shell bench \
-	rustfmt rustfmtcheck clippy lint htmldocs rust-analyzer clean distclean help kdir-check
+	rustfmt rustfmtcheck clippy lint htmldocs rust-analyzer clean distclean help \
+	kdir-check kdir-headers kdir-vm-check
 
 all: modules
 
@@ -89,8 +90,9 @@ help:
 	@echo '  make distclean  - also remove the cached kernel builds ($(CACHE))'
 	@echo
 	@echo 'Variables:'
-	@echo '  KDIR=/path      - build the module against your own kernel build'
-	@echo '                    (needs CONFIG_RUST=y and CONFIG_MMU_NOTIFIER=y)'
+	@echo '  KDIR=/path      - your own kernel build: the module is built against it and'
+	@echo '                    check/demo/bench/shell boot its bzImage (needed options are'
+	@echo '                    checked first; selftests/config is a complete fragment)'
 	@echo '  LLVM=$(LLVM)       - LLVM suffix passed to Kbuild'
 	@echo '  VM_SMP=$(VM_SMP) VM_MEM=$(VM_MEM) VM_TIMEOUT=$(VM_TIMEOUT) VM_ACCEL=kvm|tcg (default: detected)'
 	@echo '  RACE_SAFE_ITERS=$(RACE_SAFE_ITERS) RACE_UNSAFE_ITERS=$(RACE_UNSAFE_ITERS) - race matrix iterations per cell'
@@ -112,18 +114,32 @@ $(KBUILD)/.tlbrace-built: $(KSRC)/.tlbrace-fetched | deps
 kernel: $(KBUILD)/.tlbrace-built
 	@echo "kernel: $(KBUILD)/arch/x86/boot/bzImage"
 
+# With your own KDIR: check it early (check-kdir.sh names every missing
+# option), take the selftests' headers and kselftest sources from it, boot
+# its bzImage, and expect as skipped (with the reason) the suites it cannot
+# run.  Otherwise everything comes from the cached test kernel.
 ifeq ($(OWN_KDIR),)
-kdir-check: kernel
+kdir-check kdir-headers kdir-vm-check: kernel
+TESTS_KSRC := $(KSRC)
+MAY_SKIP  :=
 else
 kdir-check:
-	@bash scripts/check-kdir.sh $(KDIR)
+	@LLVM=$(LLVM) bash scripts/check-kdir.sh $(KDIR)
+kdir-headers:
+	@LLVM=$(LLVM) bash scripts/check-kdir.sh $(KDIR) headers
+kdir-vm-check:
+	@LLVM=$(LLVM) bash scripts/check-kdir.sh $(KDIR) vm
+TESTS_KSRC := $(if $(wildcard $(KDIR)/source/Makefile),$(KDIR)/source,$(KDIR))
+MAY_SKIP  := $(if $(wildcard $(KDIR)/lib/test_hmm.ko),,--may-skip "hmm-tests=no lib/test_hmm.ko in KDIR") \
+	$(if $(shell grep -x CONFIG_KUNIT=y $(KDIR)/.config 2>/dev/null),,--may-skip "kunit=KDIR has no CONFIG_KUNIT")
 endif
+BZIMAGE    = $(KDIR)/arch/x86/boot/bzImage
 
 modules: kdir-check
 	@$(KMAKE) modules
 
-selftests: kernel
-	@$(MAKE) -s -C selftests KSRC=$(KSRC) KBUILD=$(KBUILD) OUT=$(OUT)/selftests
+selftests: kdir-headers
+	@$(MAKE) -s -C selftests KSRC=$(TESTS_KSRC) KBUILD=$(KDIR) OUT=$(OUT)/selftests
 
 # The tests as installed for a machine booted into KDIR's kernel; the guest
 # runs this very directory as /tests.
@@ -135,20 +151,20 @@ install-tests: modules selftests
 	@bash scripts/install-tests.sh $(INSTALL_PATH) $(OUT)/selftests $(TEST_MODULES)
 	@echo "install-tests: $(INSTALL_PATH) (copy it to the test machine, run ./run_tests.sh as root)"
 
-initramfs: modules selftests
+initramfs: kdir-vm-check modules selftests
 	@bash scripts/install-tests.sh $(GUEST_TESTS) $(OUT)/selftests $(TEST_MODULES)
 	@bash scripts/mkinitramfs.sh $(INITRAMFS) $(GUEST_TESTS)
 
 VM = VM_APPEND="tlbrace_safe_iters=$(RACE_SAFE_ITERS) tlbrace_unsafe_iters=$(RACE_UNSAFE_ITERS) \
 	$(if $(SUITES),tlbrace_suites=$(SUITES))" \
 	VM_ACCEL=$(VM_ACCEL) VM_SMP=$(VM_SMP) VM_MEM=$(VM_MEM) VM_TIMEOUT=$(VM_TIMEOUT) \
-	bash scripts/run-vm.sh $(KBUILD)/arch/x86/boot/bzImage $(INITRAMFS)
+	bash scripts/run-vm.sh $(BZIMAGE) $(INITRAMFS)
 
 # The host judges the run against the suite list and the module's KUnit
 # suites; its summary line is printed again last, after the race table.
 check: check-harness initramfs
 	@mkdir -p $(OUT)
-	@$(VM) check --suites selftests/guest/suites --only "$(SUITES)" --kunit-src rust \
+	@$(VM) check --suites selftests/guest/suites --only "$(SUITES)" --kunit-src rust $(MAY_SKIP) \
 		--summary-file $(OUT)/check-summary.txt; rc=$$?; \
 		bash scripts/race-table.sh $(OUT)/vm-check.log $(OUT); \
 		cat $(OUT)/check-summary.txt 2>/dev/null || echo "0 passed, 1 failed, 0 skipped"; \
@@ -165,7 +181,7 @@ demo: initramfs
 bench: initramfs
 	@VM_APPEND="tlbrace_tracker_rounds=$(TRACKER_ROUNDS) $(if $(BENCH_ONLY),tlbrace_bench_only=$(BENCH_ONLY))" \
 		VM_ACCEL=$(VM_ACCEL) VM_SMP=$(VM_SMP) VM_MEM=$(VM_MEM) VM_TIMEOUT=$(VM_TIMEOUT) \
-		bash scripts/run-vm.sh $(KBUILD)/arch/x86/boot/bzImage $(INITRAMFS) bench
+		bash scripts/run-vm.sh $(BZIMAGE) $(INITRAMFS) bench
 	@sed -n '/^# tlbrace-bench-begin/,/^# tlbrace-bench-end/{//!p}' $(OUT)/vm-bench.log \
 		| grep -v '^# trackers-csv' >$(OUT)/bench.txt
 	@python3 scripts/tracker-report.py $(OUT)/vm-bench.log $(OUT)

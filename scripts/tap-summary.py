@@ -40,7 +40,7 @@ SPLAT = re.compile(
     r"printk messages dropped|list_(add|del) corruption|refcount_t: "
 )
 RESULT = re.compile(r"^(not ok|ok)\s+(\d+)\b\s*(.*)$")
-PLAN = re.compile(r"^1\.\.(\d+)")
+PLAN = re.compile(r"^1\.\.(\d+)\s*(#\s*SKIP\b.*)?", re.I)
 SUITE = re.compile(r"^# tlbrace-suite: (\S+)")
 EXIT = re.compile(r"^# tlbrace-exit: (\S+) (-?\d+)")
 # kselftest's exit status for "skipped".
@@ -53,6 +53,7 @@ class Suite:
         self.name = name
         self.passed = self.failed = self.skipped = 0
         self.plans = []
+        self.skip_plan = None
         self.numbers = []
         self.cases = []
         self.rc = None
@@ -94,7 +95,7 @@ def expected_kunit(src):
     return want
 
 
-def judge(lines, mode="check", expect=None, kunit=None, out=print):
+def judge(lines, mode="check", expect=None, kunit=None, out=print, may_skip=None):
     """Judge the guest output; returns (suites, splats, done)."""
     suites, cur, splats, done = [], None, [], False
     for line in lines:
@@ -127,6 +128,8 @@ def judge(lines, mode="check", expect=None, kunit=None, out=print):
         m = PLAN.match(line)
         if m:
             cur.plans.append(int(m.group(1)))
+            if m.group(2):
+                cur.skip_plan = m.group(2)
             continue
         m = RESULT.match(line)
         if m:
@@ -144,7 +147,7 @@ def judge(lines, mode="check", expect=None, kunit=None, out=print):
         cur.rc = cur.rc if cur.rc is not None else -1
 
     if mode == "check":
-        check_tap(suites, expect or [], kunit)
+        check_tap(suites, expect or [], kunit, may_skip or {})
     else:
         if not suites:
             s = Suite(mode)
@@ -158,11 +161,19 @@ def judge(lines, mode="check", expect=None, kunit=None, out=print):
     return suites, splats, done
 
 
-def check_tap(suites, expect, kunit):
-    """The structural checks of a check run, added to the suites' failures."""
+def check_tap(suites, expect, kunit, may_skip):
+    """The structural checks of a check run, added to the suites' failures.
+    A suite of may_skip (the kernel under test cannot run it) may skip as a
+    whole ('1..0 # SKIP'); it then counts as one skip, with the reason."""
     seen = {}
     for s in suites:
         seen.setdefault(s.name, []).append(s)
+        if (s.name in may_skip and s.plans == [0] and s.skip_plan and not s.numbers
+                and s.rc in (0, KSFT_SKIP) and len(seen[s.name]) == 1):
+            s.skipped = 1
+            s.failures = []
+            s.notes = [f"skipped as expected: {may_skip[s.name]}"]
+            continue
         if len(seen[s.name]) > 1:
             s.fail("ran more than once")
         if s.name not in expect:
@@ -193,7 +204,7 @@ def check_tap(suites, expect, kunit):
             s = Suite(name)
             s.fail("never ran")
             suites.append(s)
-    if kunit is not None and "kunit" in seen:
+    if kunit is not None and "kunit" in seen and "kunit" not in may_skip:
         check_kunit(seen["kunit"][0], kunit)
 
 
@@ -274,6 +285,8 @@ def report(suites, splats, done, mode):
     for s in suites:
         lines.append(f"# {s.name:<22} {s.passed:>7} {s.failed:>7} {s.skipped:>8}")
     for s in suites:
+        for n in getattr(s, "notes", []):
+            lines.append(f"# {s.name}: {n}")
         for f in s.failures:
             lines.append(f"# FAILED {s.name}: {f}")
     if splats:
@@ -295,6 +308,8 @@ def main():
     ap.add_argument("--suites", help="the suite list (selftests/guest/suites)")
     ap.add_argument("--only", default="", help="comma-separated suites (SUITES=)")
     ap.add_argument("--kunit-src", help="the module's Rust sources, for KUnit cases")
+    ap.add_argument("--may-skip", action="append", default=[], metavar="SUITE=REASON",
+                    help="the kernel under test cannot run SUITE: it may skip as a whole")
     ap.add_argument("--summary-file", help="also write the summary here")
     args = ap.parse_args()
 
@@ -307,8 +322,9 @@ def main():
     klog_splats = []
     paths = [args.follow] + ([args.klog] if args.klog else [])
     lines = guest_lines(paths, args.pid, klog_splats)
+    may_skip = dict(m.split("=", 1) if "=" in m else (m, "") for m in args.may_skip)
     suites, splats, done = judge(lines, args.mode, expect, kunit,
-                                 out=lambda l: print(l, flush=True))
+                                 out=lambda l: print(l, flush=True), may_skip=may_skip)
     summary, ok = report(suites, splats + klog_splats, done, args.mode)
     print("\n".join(summary))
     if args.summary_file:

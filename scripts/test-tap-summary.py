@@ -47,8 +47,9 @@ def good_run(**replace):
     return lines + ["# tlbrace-done"]
 
 
-def verdict(lines, mode="check"):
-    suites, splats, done = ts.judge(lines, mode, EXPECT, KUNIT, out=lambda l: None)
+def verdict(lines, mode="check", may_skip=None):
+    suites, splats, done = ts.judge(lines, mode, EXPECT, KUNIT, out=lambda l: None,
+                                    may_skip=may_skip)
     summary, ok = ts.report(suites, splats, done, mode)
     return ok, "\n".join(summary)
 
@@ -152,6 +153,20 @@ class CheckRun(unittest.TestCase):
         ]:
             with self.subTest(line=line):
                 self.assertFails(good_run()[:-1] + [line, "# tlbrace-done"], "splat")
+
+    def test_whole_suite_skip_fails_unless_allowed(self):
+        body = ["TAP version 13", "1..0 # SKIP no test_hmm"]
+        lines = good_run(tlbrace_basic=suite("tlbrace_basic", body, rc=4))
+        self.assertFails(lines, "empty")
+        ok, summary = verdict(lines, may_skip={"tlbrace_basic": "no test_hmm.ko in KDIR"})
+        self.assertTrue(ok, summary)
+        self.assertIn("skipped as expected: no test_hmm.ko in KDIR", summary)
+        self.assertTrue(summary.endswith("8 passed, 0 failed, 1 skipped"), summary)
+
+    def test_allowed_skip_still_needs_the_suite(self):
+        ok, summary = verdict(good_run(tlbrace_basic=[]), may_skip={"tlbrace_basic": "x"})
+        self.assertFalse(ok)
+        self.assertIn("never ran", summary)
 
     def test_benign_kernel_lines_pass(self):
         lines = good_run()[:-1] + ["tlbrace: ABI version 1", "random: crng init done",
