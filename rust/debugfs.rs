@@ -11,9 +11,10 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 use kernel::{
     debugfs::{Dir, Writer},
+    mm::Mm,
     prelude::*,
     str::CString,
-    sync::Arc,
+    sync::{aref::ARef, Arc},
 };
 
 use crate::{device::Device, uapi};
@@ -55,14 +56,18 @@ pub(crate) fn device_dir(tgid: i32) -> Result<Dir> {
     root.as_ref().map(|r| r.subdir(&name)).ok_or(ENODEV)
 }
 
-/// The contents of a device's `stats` file.
-pub(crate) struct StatsFile(pub(crate) Arc<Device>);
+/// The contents of a device's `stats` file: the device, and the mm it
+/// mirrors (grabbed, so that its `tlb_flush_pending` stays readable).
+pub(crate) struct StatsFile {
+    pub(crate) dev: Arc<Device>,
+    pub(crate) mm: ARef<Mm>,
+}
 
 impl Writer for StatsFile {
     fn write(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
         let mut s = uapi::tlbrace_stats::default();
-        self.0.stats.read(&mut s, false);
-        let (contract, geo, tracker) = self.0.config();
+        self.dev.stats.read(&mut s, false);
+        let (contract, geo, tracker) = self.dev.config();
         writeln!(f, "contract: {contract}")?;
         writeln!(f, "tracker: {tracker}")?;
         writeln!(
@@ -70,6 +75,11 @@ impl Writer for StatsFile {
             "dtlb: {} sets x {} ways, {}",
             geo.sets, geo.ways, geo.replacement
         )?;
+        // Gauges, read at the same instant: the tracker's open gathers and
+        // the real stock counter of the mm.
+        let (open, kernel) = self.dev.pending_now(&self.mm);
+        writeln!(f, "tracker_open_gathers: {open}")?;
+        writeln!(f, "kernel_tlb_flush_pending: {kernel}")?;
         let counters = [
             ("cb_range_start", s.cb_range_start),
             ("cb_range_end", s.cb_range_end),

@@ -66,7 +66,13 @@ impl MiscDevice for TlbraceFile {
             try_pin_init!(TlbraceFile {
                 range <- Registration::new(mm, Callbacks::Range, Ok::<_, Error>(dev.clone())),
                 tlbs <- Registration::new(mm, Callbacks::SecondaryTlbs, Ok::<_, Error>(dev.clone())),
-                stats_file <- dir.read_only_file(c"stats", Ok::<_, Error>(StatsFile(dev.clone()))),
+                stats_file <- dir.read_only_file(
+                    c"stats",
+                    Ok::<_, Error>(StatsFile {
+                        dev: dev.clone(),
+                        mm: ARef::from(&**mm),
+                    }),
+                ),
                 _dir: dir,
                 dev,
             }),

@@ -81,6 +81,9 @@ pub(crate) trait Tracker: Send + Sync {
     }
     /// Whether a flush may be pending for `vpn`.
     fn pending(&self, vpn: Vpn) -> bool;
+    /// The gathers this tracker counts as open (`naive` counts none; for
+    /// `counter` this is its mirror of `mm->tlb_flush_pending`).
+    fn open_gathers(&self) -> usize;
     /// The uapi name, `TLBRACE_TRACKER_*`.
     fn kind(&self) -> u32;
 }
@@ -98,6 +101,9 @@ impl Tracker for Naive {
     fn closed(&mut self, _g: Open) {}
     fn pending(&self, _vpn: Vpn) -> bool {
         false
+    }
+    fn open_gathers(&self) -> usize {
+        0
     }
     fn kind(&self) -> u32 {
         uapi::TLBRACE_TRACKER_NAIVE
@@ -145,6 +151,9 @@ impl Tracker for Counter {
     }
     fn pending(&self, _vpn: Vpn) -> bool {
         self.0.load(Ordering::Acquire) > 0
+    }
+    fn open_gathers(&self) -> usize {
+        self.0.load(Ordering::Acquire)
     }
     fn kind(&self) -> u32 {
         uapi::TLBRACE_TRACKER_COUNTER
@@ -228,6 +237,10 @@ impl Tracker for Ranges {
 
     fn pending(&self, vpn: Vpn) -> bool {
         self.untracked > 0 || self.open.iter().any(|o| o.overlaps(vpn, vpn + 1))
+    }
+
+    fn open_gathers(&self) -> usize {
+        self.open.len() + self.untracked
     }
 
     fn kind(&self) -> u32 {
@@ -404,6 +417,26 @@ mod tests {
             r.closed(x);
         }
         assert!(!r.pending(0));
+        Ok(())
+    }
+
+    #[test]
+    fn counter_counts_what_is_open() -> Result {
+        // The mirror of mm->tlb_flush_pending: +1 at open, -1 only at
+        // closed (after the flush), whatever the ranges.
+        let mut c = Counter::new();
+        let (a, b) = (g(1, 0, 1), g(2, 5, 6));
+        assert_eq!(c.open_gathers(), 0);
+        c.open(a)?;
+        c.open(b)?;
+        assert_eq!(c.open_gathers(), 2);
+        assert_eq!(c.close(b), Flush::All);
+        assert_eq!(c.open_gathers(), 2);
+        c.closed(b);
+        assert_eq!(c.open_gathers(), 1);
+        c.closed(a);
+        assert_eq!(c.open_gathers(), 0);
+        assert_eq!(Naive.open_gathers(), 0);
         Ok(())
     }
 }
