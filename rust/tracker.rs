@@ -421,6 +421,37 @@ mod tests {
     }
 
     #[test]
+    fn ranges_overflow_falls_back_to_all() -> Result {
+        // One more gather than the list holds: the last is untracked, so
+        // every close flushes the whole dTLB and every address is pending,
+        // even for ranges disjoint from all the others, until it closes.
+        for wait in [false, true] {
+            let mut r = Ranges::new(false, wait)?;
+            let n = MAX_OPEN as u64 + 1;
+            for i in 0..n {
+                r.open(g(i, (i * 10) as Vpn, (i * 10 + 1) as Vpn))?;
+            }
+            assert_eq!(r.open_gathers(), MAX_OPEN + 1);
+            let far = (n * 10 + 100) as Vpn;
+            assert!(r.pending(far));
+            // A tracked gather, disjoint from every other one.
+            let first = g(0, 0, 1);
+            assert_eq!(r.close(first), Flush::All);
+            r.closed(first);
+            assert!(!r.must_wait(&g(1, 10, 11)));
+            // The untracked one closes: its own close is wide too, and
+            // then the tracker is precise again.
+            let last = g(n - 1, ((n - 1) * 10) as Vpn, ((n - 1) * 10 + 1) as Vpn);
+            assert_eq!(r.close(last), Flush::All);
+            r.closed(last);
+            assert_eq!(r.open_gathers(), MAX_OPEN - 1);
+            assert!(!r.pending(far));
+            assert_eq!(r.close(g(1, 10, 11)), Flush::Cleared);
+        }
+        Ok(())
+    }
+
+    #[test]
     fn counter_counts_what_is_open() -> Result {
         // The mirror of mm->tlb_flush_pending: +1 at open, -1 only at
         // closed (after the flush), whatever the ranges.
