@@ -54,5 +54,6 @@ suite tlbrace_basic ./tlbrace_basic
 suite tlbrace_coherence ./tlbrace_coherence
 suite tlbrace_races ./tlbrace_races
 suite tlbrace_trackers ./tlbrace_trackers
+suite tlbrace_tracker_edges ./tlbrace_tracker_edges
 suite hmm-tests ./hmm-tests
 suite teardown teardown
