@@ -165,7 +165,13 @@ TEST_F_TIMEOUT(overflow, more_than_64_open_gathers, 120)
 	ASSERT_EQ(0, madvise((void *)last, PAGE, MADV_DONTNEED));
 	for (int i = 0; i < n; i++)
 		still_open += !z[i].done;
-	/* The device reads it; a correct one may wait for the open gathers. */
+	/*
+	 * The device reads it.  A correct one misses, faults and waits for the
+	 * open gathers; woken at each of their closes, its fault may use up its
+	 * retries (MAX_FAULT_RETRIES, rust/engine.rs) and fail with EAGAIN,
+	 * having read nothing: then it reads again once they all closed.  Only
+	 * a dTLB hit on the old page answers at once, with the old contents.
+	 */
 	err = read_past_park(self->fd, last, &v);
 	inj_release(self->fd, 0);
 	for (int i = 0; i < n; i++)
@@ -174,7 +180,11 @@ TEST_F_TIMEOUT(overflow, more_than_64_open_gathers, 120)
 
 	/* All MAX_GATHERS were open while the last zap returned. */
 	ASSERT_EQ(n, still_open);
-	ASSERT_EQ(0, err);
+	ASSERT_TRUE(err == 0 || err == -EAGAIN) TH_LOG("device read: %s", strerror(-err));
+	if (err == -EAGAIN) {
+		printf("# the first device read gave up waiting (EAGAIN); read again\n");
+		ASSERT_EQ(0, dev_read(self->fd, last, &v, NULL));
+	}
 	ASSERT_EQ(0, v) TH_LOG("device read %#llx at the zapped page, the old contents", v);
 	ASSERT_EQ(0, *last);
 	/* And the deferred gathers flushed what they cleared. */
