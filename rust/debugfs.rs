@@ -10,7 +10,13 @@
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use kernel::{debugfs::Writer, prelude::*, str::CString, sync::Arc};
+use kernel::{
+    debugfs::Writer,
+    mm::Mm,
+    prelude::*,
+    str::CString,
+    sync::{aref::ARef, Arc},
+};
 
 use crate::{
     debugfs_file::{Dir, File},
@@ -48,23 +54,28 @@ impl Drop for Root {
     }
 }
 
-/// Creates `<tgid>-<n>/stats` for a new device of process `tgid`.
-pub(crate) fn stats_file(tgid: i32, dev: Arc<Device>) -> Result<File<StatsFile>> {
+/// Creates `<tgid>-<n>/stats` for a new device of process `tgid`, mirroring
+/// `mm`.
+pub(crate) fn stats_file(tgid: i32, dev: Arc<Device>, mm: ARef<Mm>) -> Result<File<StatsFile>> {
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     let name = CString::try_from_fmt(fmt!("{tgid}-{id}"))?;
     let root = ROOT.lock().clone().ok_or(ENODEV)?;
     let dir = Dir::new(&name, Some(root))?;
-    File::new(&dir, c"stats", StatsFile(dev))
+    File::new(&dir, c"stats", StatsFile { dev, mm })
 }
 
-/// The contents of a device's `stats` file.
-pub(crate) struct StatsFile(pub(crate) Arc<Device>);
+/// The contents of a device's `stats` file: the device, and the mm it
+/// mirrors (grabbed, so that its `tlb_flush_pending` stays readable).
+pub(crate) struct StatsFile {
+    pub(crate) dev: Arc<Device>,
+    pub(crate) mm: ARef<Mm>,
+}
 
 impl Writer for StatsFile {
     fn write(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
         let mut s = uapi::tlbrace_stats::default();
-        self.0.stats.read(&mut s, false);
-        let (contract, geo, tracker) = self.0.config();
+        self.dev.stats.read(&mut s, false);
+        let (contract, geo, tracker) = self.dev.config();
         writeln!(f, "contract: {contract}")?;
         writeln!(f, "tracker: {tracker}")?;
         writeln!(
@@ -72,6 +83,11 @@ impl Writer for StatsFile {
             "dtlb: {} sets x {} ways, {}",
             geo.sets, geo.ways, geo.replacement
         )?;
+        // Gauges, read at the same instant: the tracker's open gathers and
+        // the real stock counter of the mm.
+        let (open, kernel) = self.dev.pending_now(&self.mm);
+        writeln!(f, "tracker_open_gathers: {open}")?;
+        writeln!(f, "kernel_tlb_flush_pending: {kernel}")?;
         let counters = [
             ("cb_range_start", s.cb_range_start),
             ("cb_range_end", s.cb_range_end),
@@ -101,10 +117,10 @@ impl Writer for StatsFile {
             ("tracker_ns", s.tracker_ns),
             ("kernel_nested", s.kernel_nested),
             ("kernel_nested_overlapping", s.kernel_nested_overlapping),
-            ("oracle_checks", self.0.stats.get(Counter::OracleChecks)),
+            ("oracle_checks", self.dev.stats.get(Counter::OracleChecks)),
             (
                 "oracle_conservative",
-                self.0.stats.get(Counter::OracleConservative),
+                self.dev.stats.get(Counter::OracleConservative),
             ),
         ];
         for (name, v) in counters {

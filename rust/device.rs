@@ -11,6 +11,7 @@
 //!  4. `Stats::ring`
 
 use kernel::{
+    mm::Mm,
     new_condvar, new_spinlock, new_work,
     prelude::*,
     sync::{Arc, CondVar, SpinLock},
@@ -159,6 +160,14 @@ impl Device {
     pub(crate) fn config(&self) -> (Contract, Geometry, u32) {
         let mmu = self.mmu.lock();
         (mmu.contract, mmu.dtlb.geometry(), mmu.tracker.kind())
+    }
+
+    /// The tracker's open gathers and the real `mm->tlb_flush_pending` of
+    /// `mm`, read together under the MMU lock (gathers open and close under
+    /// it, so the first cannot change between the two reads).
+    pub(crate) fn pending_now(&self, mm: &Mm) -> (usize, i32) {
+        let mmu = self.mmu.lock();
+        (mmu.tracker.open_gathers(), mm_ext::tlb_flush_pending(mm))
     }
 
     /// Applies a new contract and geometry; drops every translation.

@@ -59,7 +59,7 @@ impl MiscDevice for TlbraceFile {
         // Kernel threads have no address space to mirror.
         let mm = task.mm().ok_or(EINVAL)?;
         let dev = Arc::pin_init(Device::new()?, GFP_KERNEL)?;
-        let stats_file = crate::debugfs::stats_file(task.tgid(), dev.clone())?;
+        let stats_file = crate::debugfs::stats_file(task.tgid(), dev.clone(), ARef::from(&**mm))?;
         KBox::try_pin_init(
             try_pin_init!(TlbraceFile {
                 range <- Registration::new(mm, Callbacks::Range, Ok::<_, Error>(dev.clone())),

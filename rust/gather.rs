@@ -173,3 +173,84 @@ impl Device {
         mmu
     }
 }
+
+#[kernel::macros::kunit_tests(tlbrace_gather)]
+mod tests {
+    use super::*;
+    use crate::{contract::Contract, dtlb::Geometry, tracker, uapi};
+    use kernel::sync::Arc;
+
+    fn batched(kind: u32) -> Result<Arc<Device>> {
+        let dev = Arc::pin_init(Device::new()?, GFP_KERNEL)?;
+        dev.configure(
+            Contract::Batched,
+            Geometry::DEFAULT,
+            tracker::from_uapi(kind)?,
+        )?;
+        Ok(dev)
+    }
+
+    fn stats(dev: &Device) -> uapi::tlbrace_stats {
+        let mut s = uapi::tlbrace_stats::default();
+        dev.stats.read(&mut s, false);
+        s
+    }
+
+    #[test]
+    fn no_room_invalidates_eagerly_and_closes_nothing() -> Result {
+        for kind in [
+            uapi::TLBRACE_TRACKER_NAIVE,
+            uapi::TLBRACE_TRACKER_COUNTER,
+            uapi::TLBRACE_TRACKER_RANGES,
+            uapi::TLBRACE_TRACKER_RANGES_WAIT,
+        ] {
+            let dev = batched(kind)?;
+            let mut mmu = dev.mmu.lock();
+            for i in 0..MAX_GATHERS {
+                dev.gather_open(&mut mmu, 2 * i, 2 * i + 1, Event::Clear);
+            }
+            assert_eq!(mmu.gathers.len(), MAX_GATHERS);
+            // One more: not deferred, not known to the tracker, but it
+            // counts as an invalidation (a racing fault retries).
+            let (far, open, seq) = (4 * MAX_GATHERS, mmu.tracker.open_gathers(), mmu.inval_seq);
+            dev.gather_open(&mut mmu, far, far + 1, Event::Clear);
+            assert_eq!(mmu.gathers.len(), MAX_GATHERS);
+            assert_eq!(mmu.tracker.open_gathers(), open);
+            assert!(mmu.inval_seq > seq);
+            // Its close finds no gather of its own and closes no other one.
+            mmu = dev.gather_close(mmu, far, far + 1, Event::Clear, true);
+            assert_eq!(mmu.gathers.len(), MAX_GATHERS);
+            for i in 0..MAX_GATHERS {
+                mmu = dev.gather_close(mmu, 2 * i, 2 * i + 1, Event::Clear, true);
+            }
+            assert!(mmu.gathers.is_empty());
+            assert_eq!(mmu.tracker.open_gathers(), 0);
+            drop(mmu);
+            assert_eq!(stats(&dev).gathers, MAX_GATHERS as u64);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn non_blockable_close_flushes_all_without_waiting() -> Result {
+        let dev = batched(uapi::TLBRACE_TRACKER_RANGES_WAIT)?;
+        let mut mmu = dev.mmu.lock();
+        // A is older and overlaps B: a blockable close of B would wait.
+        dev.gather_open(&mut mmu, 0, 10, Event::Clear);
+        dev.gather_open(&mut mmu, 5, 15, Event::Clear);
+        let t0 = Instant::<Monotonic>::now();
+        mmu = dev.gather_close(mmu, 5, 15, Event::Clear, false);
+        let took = t0.elapsed().as_millis();
+        // A is still open; B is gone.
+        assert_eq!(mmu.gathers.len(), 1);
+        assert_eq!(mmu.tracker.open_gathers(), 1);
+        drop(mmu);
+        // Far below the wait bound: it did not wait at all.
+        assert!(took < i64::from(WAIT_MS) / 10);
+        let s = stats(&dev);
+        assert_eq!(s.gather_waits, 1);
+        assert_eq!(s.wait_timeouts, 1);
+        assert_eq!(s.gather_full, 1);
+        Ok(())
+    }
+}

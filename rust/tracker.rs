@@ -81,6 +81,9 @@ pub(crate) trait Tracker: Send + Sync {
     }
     /// Whether a flush may be pending for `vpn`.
     fn pending(&self, vpn: Vpn) -> bool;
+    /// The gathers this tracker counts as open (`naive` counts none; for
+    /// `counter` this is its mirror of `mm->tlb_flush_pending`).
+    fn open_gathers(&self) -> usize;
     /// The uapi name, `TLBRACE_TRACKER_*`.
     fn kind(&self) -> u32;
 }
@@ -98,6 +101,9 @@ impl Tracker for Naive {
     fn closed(&mut self, _g: Open) {}
     fn pending(&self, _vpn: Vpn) -> bool {
         false
+    }
+    fn open_gathers(&self) -> usize {
+        0
     }
     fn kind(&self) -> u32 {
         uapi::TLBRACE_TRACKER_NAIVE
@@ -145,6 +151,9 @@ impl Tracker for Counter {
     }
     fn pending(&self, _vpn: Vpn) -> bool {
         self.0.load(Ordering::Acquire) > 0
+    }
+    fn open_gathers(&self) -> usize {
+        self.0.load(Ordering::Acquire)
     }
     fn kind(&self) -> u32 {
         uapi::TLBRACE_TRACKER_COUNTER
@@ -228,6 +237,10 @@ impl Tracker for Ranges {
 
     fn pending(&self, vpn: Vpn) -> bool {
         self.untracked > 0 || self.open.iter().any(|o| o.overlaps(vpn, vpn + 1))
+    }
+
+    fn open_gathers(&self) -> usize {
+        self.open.len() + self.untracked
     }
 
     fn kind(&self) -> u32 {
@@ -404,6 +417,57 @@ mod tests {
             r.closed(x);
         }
         assert!(!r.pending(0));
+        Ok(())
+    }
+
+    #[test]
+    fn ranges_overflow_falls_back_to_all() -> Result {
+        // One more gather than the list holds: the last is untracked, so
+        // every close flushes the whole dTLB and every address is pending,
+        // even for ranges disjoint from all the others, until it closes.
+        for wait in [false, true] {
+            let mut r = Ranges::new(false, wait)?;
+            let n = MAX_OPEN as u64 + 1;
+            for i in 0..n {
+                r.open(g(i, (i * 10) as Vpn, (i * 10 + 1) as Vpn))?;
+            }
+            assert_eq!(r.open_gathers(), MAX_OPEN + 1);
+            let far = (n * 10 + 100) as Vpn;
+            assert!(r.pending(far));
+            // A tracked gather, disjoint from every other one.
+            let first = g(0, 0, 1);
+            assert_eq!(r.close(first), Flush::All);
+            r.closed(first);
+            assert!(!r.must_wait(&g(1, 10, 11)));
+            // The untracked one closes: its own close is wide too, and
+            // then the tracker is precise again.
+            let last = g(n - 1, ((n - 1) * 10) as Vpn, ((n - 1) * 10 + 1) as Vpn);
+            assert_eq!(r.close(last), Flush::All);
+            r.closed(last);
+            assert_eq!(r.open_gathers(), MAX_OPEN - 1);
+            assert!(!r.pending(far));
+            assert_eq!(r.close(g(1, 10, 11)), Flush::Cleared);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn counter_counts_what_is_open() -> Result {
+        // The mirror of mm->tlb_flush_pending: +1 at open, -1 only at
+        // closed (after the flush), whatever the ranges.
+        let mut c = Counter::new();
+        let (a, b) = (g(1, 0, 1), g(2, 5, 6));
+        assert_eq!(c.open_gathers(), 0);
+        c.open(a)?;
+        c.open(b)?;
+        assert_eq!(c.open_gathers(), 2);
+        assert_eq!(c.close(b), Flush::All);
+        assert_eq!(c.open_gathers(), 2);
+        c.closed(b);
+        assert_eq!(c.open_gathers(), 1);
+        c.closed(a);
+        assert_eq!(c.open_gathers(), 0);
+        assert_eq!(Naive.open_gathers(), 0);
         Ok(())
     }
 }
