@@ -154,8 +154,9 @@ static void run_matrix(struct __test_metadata *_metadata, int fd, int contract,
 		/* A fresh device each time: "none" keeps stale entries. */
 		ASSERT_EQ(0, dev_flush(fd, TLBRACE_FLUSH_DPT));
 		v = s->run(fd);
-		ASSERT_NE(V_ERROR, v.kind) TH_LOG("%s/%s: iteration %d: %s", s->name,
-						   contract_names[contract], i, v.why);
+		ASSERT_NE(V_ERROR, v.kind)
+			TH_LOG("%s/%s: iteration %d: %s", s->name, contract_names[contract], i,
+			       v.why);
 		if (v.kind == V_INVALID) {
 			if (invalid++ < INVALID_SHOWN)
 				printf("# %s/%s: iteration %d invalid: %s\n", s->name,

@@ -212,9 +212,10 @@ static inline int read_past_park(int fd, volatile void *p, struct park_read *r)
 			r->early = true;
 			break;
 		}
-		if (err != ETIMEDOUT || (err = dev_stats(fd, &st)))
+		if (err != ETIMEDOUT)
 			break;
-		if (st.fault_retries > st0.fault_retries)
+		err = dev_stats(fd, &st);
+		if (err || st.fault_retries > st0.fault_retries)
 			break;
 		usleep(100);
 	}
@@ -319,7 +320,8 @@ static inline struct verdict scenario_cow(int fd)
 	else if (r.value == c || (!r.early && r.value == b))
 		ret = verdict(V_CORRECT);
 	else
-		ret = verdict_why(V_ERROR, "device read %#llx %s the release; CPU wrote %#llx, then %#llx",
+		ret = verdict_why(V_ERROR,
+				  "device read %#llx %s the release; CPU wrote %#llx, then %#llx",
 				  (unsigned long long)r.value, r.early ? "before" : "after",
 				  (unsigned long long)c, (unsigned long long)b);
 out:
@@ -617,7 +619,8 @@ static inline struct verdict scenario_overlapping_dontneed(int fd)
 		*pi = 0xd0 + i;
 		err = dev_read(fd, pi, &v, NULL);
 		if (err || v != *pi) {
-			ret = verdict_why(V_ERROR, "fill read of page %d: %s, value %#llx, want %#llx",
+			ret = verdict_why(V_ERROR,
+					  "fill read of page %d: %s, value %#llx, want %#llx",
 					  i, strerror(err), err ? 0ULL : (unsigned long long)v,
 					  (unsigned long long)*pi);
 			goto out;
@@ -740,9 +743,10 @@ static inline struct verdict scenario_dirty_window(int fd)
 	else
 		err = -st.arms[0].access_error;
 	if (err) {
+		bool injected = st.arms[0].access_error != -ENOENT;
+
 		ret = verdict_why(V_ERROR, "device write (%s) failed: %s",
-				  st.arms[0].access_error == -ENOENT ? "after clear_refs" : "injected",
-				  strerror(err));
+				  injected ? "injected" : "after clear_refs", strerror(err));
 		goto out;
 	}
 	if (*p != 3) {
