@@ -16,6 +16,10 @@ VM_ACCEL  ?=
 # unsafe cells (must reproduce in >= 99%).
 RACE_SAFE_ITERS   ?= 1000
 RACE_UNSAFE_ITERS ?= 100
+# Both must be positive integers: 0 would pass every safe cell without a
+# single iteration.  Checked before anything is built.
+$(foreach v,RACE_SAFE_ITERS RACE_UNSAFE_ITERS,$(if $(shell printf '%s\n' '$(subst ','\'',$($(v)))' \
+	| grep -Ex '[1-9][0-9]{0,8}'),,$(error $(v)=$($(v)): want a positive integer, 1..999999999)))
 # make bench: rounds of the tracker benchmark; BENCH_ONLY=trackers skips the
 # rest, BENCH_ONLY=trackers1 runs only its one-thread part.
 TRACKER_ROUNDS ?= 3

@@ -150,21 +150,27 @@ static double engine(int fd, char *buf, int pages, int flush_dpt)
 	return t / ROUNDS / pages;
 }
 
-/* Hits per second of a scenario function run back to back for `secs`. */
-static double rate(int fd, int (*run)(int), double secs, int *iters, int *hits)
+/*
+ * Hits (violations) per second of a scenario function run back to back for
+ * `secs`; an invalid iteration (window not opened) counts as a try without
+ * a hit.
+ */
+static double rate(int fd, struct verdict (*run)(int), double secs, int *iters, int *hits)
 {
 	double t0 = now_us(), t;
 
 	*iters = *hits = 0;
 	do {
-		int r;
+		struct verdict r;
 
 		if (dev_flush(fd, TLBRACE_FLUSH_DPT))
 			die("flush");
 		r = run(fd);
-		if (r < 0)
-			die("scenario set-up");
-		*hits += r;
+		if (r.kind == V_ERROR) {
+			fprintf(stderr, "scenario: %s\n", r.why);
+			exit(1);
+		}
+		*hits += r.kind == V_VIOLATION;
 		(*iters)++;
 		t = now_us() - t0;
 	} while (t < secs * 1e6);
@@ -176,8 +182,8 @@ static void stochastic_vs_deterministic(double secs)
 	static const struct {
 		const char *name;
 		int contract;
-		int (*deterministic)(int);
-		int (*stochastic)(int);
+		struct verdict (*deterministic)(int);
+		struct verdict (*stochastic)(int);
 	} races[] = {
 		{ "cow_stale_read", DEFERRED_END, scenario_cow, stochastic_cow },
 		{ "cow_stale_read", NONE, scenario_cow, stochastic_cow },

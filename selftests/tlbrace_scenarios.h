@@ -2,15 +2,17 @@
 /*
  * The seed races as scenario functions, shared by the race matrix
  * (tlbrace_races.c) and the stochastic comparison (tlbrace_bench.c).  Each
- * returns 1 when the violation happened, 0 when not, <0 when it could not set
- * up.  See Documentation/races/ for the interleavings.
+ * returns a struct verdict (below).  See Documentation/races/ for the
+ * interleavings.
  */
 #ifndef TLBRACE_SCENARIOS_H
 #define TLBRACE_SCENARIOS_H
 
 #include <poll.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -48,12 +50,60 @@ static const struct {
 	{ TLBRACE_CONTRACT_BATCHED, TLBRACE_TRACKER_RANGES_FULL },
 };
 
-/* A scenario returns 1 when the violation happened, 0 when not, <0 on error. */
+/*
+ * What one iteration showed.  Each scenario states its correct outcome in
+ * evidence a user can see: the value the device read, the errno of its
+ * access, the page's contents, a pagemap bit.  Evidence that is neither the
+ * violation nor that correct outcome, and any failed call, is an error,
+ * never a pass.  An iteration whose race window did not open (a park that
+ * was not reached or ended by its timeout, an injected access that did not
+ * fire) is invalid: it says nothing either way.
+ */
+enum verdict_kind {
+	V_VIOLATION,	/* the race's bad outcome happened */
+	V_CORRECT,	/* the contract's correct outcome happened */
+	V_INVALID,	/* the race window was not opened */
+	V_ERROR,	/* a call failed, or evidence that fits no outcome */
+};
+
+struct verdict {
+	enum verdict_kind kind;
+	char why[160];	/* V_INVALID and V_ERROR: what happened */
+};
+
+static inline struct verdict verdict(enum verdict_kind kind)
+{
+	struct verdict v = { .kind = kind };
+
+	return v;
+}
+
+static inline struct verdict __attribute__((format(printf, 2, 3)))
+verdict_why(enum verdict_kind kind, const char *fmt, ...)
+{
+	struct verdict v = { .kind = kind };
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(v.why, sizeof(v.why), fmt, ap);
+	va_end(ap);
+	return v;
+}
+
+/* A scenario run once on the device fd. */
 struct scenario {
 	const char *name;
-	int (*run)(int fd);
+	struct verdict (*run)(int fd);
 	bool unsafe[NR_CONTRACTS];
 };
+
+/*
+ * How long a park holds a task (the module's bound, the park ends by itself
+ * after that), and how long the test polls for a state.  The test finishes
+ * its part of the interleaving well inside the park, and releases it.
+ */
+#define PARK_TIMEOUT_MS	5000
+#define WAIT_MS		5000
 
 static inline double now_us(void)
 {
@@ -76,39 +126,110 @@ static inline int park_at(int fd, __u32 point, volatile void *p, __u32 events)
 	struct tlbrace_inject a = {
 		.id = 0, .point = point, .action = TLBRACE_ACTION_PARK,
 		.start = (uintptr_t)p, .end = (uintptr_t)p + PAGE, .events = events,
-		.count = 1, .timeout_ms = 5000, .release_on = TLBRACE_RELEASE_BY_IOCTL,
+		.count = 1, .timeout_ms = PARK_TIMEOUT_MS, .release_on = TLBRACE_RELEASE_BY_IOCTL,
 	};
 
 	return inj_arm(fd, &a);
 }
 
 /*
+ * Whether the park at arm 0 held the race window open until the test
+ * released it: it fired once, and ended neither by its timeout nor by a
+ * refusal (a callback that may not sleep).  Call once the parked task went
+ * on, before disarming.  If not, *v says why (invalid, or an error).
+ */
+static inline bool park_held(int fd, struct verdict *v)
+{
+	struct tlbrace_inject_status st;
+	struct tlbrace_arm_status *a = &st.arms[0];
+	int err = inj_status(fd, &st);
+
+	if (err)
+		*v = verdict_why(V_ERROR, "INJECT_STATUS: %s", strerror(err));
+	else if (a->refused)
+		*v = verdict_why(V_INVALID, "park refused: the callback could not sleep");
+	else if (a->fired != 1)
+		*v = verdict_why(V_INVALID, "park fired %llu times, not once",
+				 (unsigned long long)a->fired);
+	else if (a->timeouts)
+		*v = verdict_why(V_INVALID, "park ended by its %d ms timeout, not by the test",
+				 PARK_TIMEOUT_MS);
+	else
+		return true;
+	return false;
+}
+
+/* Whether the page at p is present and soft-dirty, from pagemap. */
+static inline int pagemap_soft_dirty(const volatile void *p, bool *dirty)
+{
+	int fd = open("/proc/self/pagemap", O_RDONLY), err = 0;
+	__u64 ent;
+
+	if (fd < 0)
+		return errno;
+	if (pread(fd, &ent, sizeof(ent), ((uintptr_t)p / PAGE) * 8) != sizeof(ent))
+		err = errno ? errno : EIO;
+	else if (!(ent & (1ULL << 63)))
+		err = ENOENT;	/* not present: no soft-dirty bit to read */
+	else
+		*dirty = ent & (1ULL << 55);
+	close(fd);
+	return err;
+}
+
+/* What read_past_park() saw. */
+struct park_read {
+	int err;	/* the job's errno, 0 if it read */
+	__u64 value;	/* the value it read */
+	bool early;	/* it finished before the park was released */
+};
+
+/*
  * The device reads p as a worker job while a task is parked at arm 0.  A
  * correct device may block on the invalidation in progress (a sync fault
  * waits for it): once the job is done, or reported blocked (fault_retries
- * grew), the park is released.  Returns the job's error, the value in *v.
+ * grew), or after half the park's timeout, the park is released.  Returns 0
+ * or the errno of a failed ioctl; the job's outcome in *r.
  */
-static inline int read_past_park(int fd, volatile void *p, __u64 *v)
+static inline int read_past_park(int fd, volatile void *p, struct park_read *r)
 {
 	struct tlbrace_stats st0, st;
 	struct tlbrace_wait res;
-	bool done = false;
+	double t0 = now_us();
+	int err;
 
-	dev_stats(fd, &st0);
-	if (dev_submit(fd, TLBRACE_IOC_READ, p, 1, 0))
-		return -1;
-	for (int i = 0; i < 50000 && !done; i++) {
-		done = dev_wait(fd, 0, &res) == 0;
-		dev_stats(fd, &st);
-		if (!done && st.fault_retries > st0.fault_retries)
+	err = dev_stats(fd, &st0);
+	if (!err)
+		err = dev_submit(fd, TLBRACE_IOC_READ, p, 1, 0);
+	if (err) {
+		inj_release(fd, 0);
+		return err;
+	}
+	r->early = false;
+	while (now_us() - t0 < PARK_TIMEOUT_MS * 500.0) {
+		err = dev_wait(fd, 0, &res);
+		if (err == 0) {
+			r->early = true;
+			break;
+		}
+		if (err != ETIMEDOUT)
+			break;
+		err = dev_stats(fd, &st);
+		if (err || st.fault_retries > st0.fault_retries)
 			break;
 		usleep(100);
 	}
 	inj_release(fd, 0);
-	if (!done && dev_wait(fd, 10000, &res))
-		return -1;
-	*v = res.result.value;
-	return res.error;
+	if (!r->early) {
+		if (err && err != ETIMEDOUT)
+			return err;
+		err = dev_wait(fd, 10000, &res);
+		if (err)
+			return err;
+	}
+	r->err = -res.error;
+	r->value = res.result.value;
+	return 0;
 }
 
 /* ---- 1. COW vs secondary TLB (seed 001) ------------------------------- */
@@ -129,38 +250,86 @@ static inline void *cpu_write(void *arg)
 }
 
 /*
- * The device caches a read-only translation of a private file page.  A CPU
- * thread writes: COW copies the page, switches the PTE, and is parked at
- * invalidate_range_end.  Another CPU thread writes C to the new page.  The
- * device (worker job) reads: a device still on the pre-COW page reads A.
+ * The device caches a read-only translation of a private file page holding
+ * A.  A CPU thread writes B: COW copies the page, switches the PTE, and is
+ * parked at invalidate_range_end.  Another CPU thread writes C to the new
+ * page.  The device (worker job) reads.
+ *
+ * Violation: the device reads A (it is still on the pre-COW page).
+ * Correct: it reads C, or, if it finished only after the park was released
+ * (a sync fault waits for the invalidation), C or B: what the CPU's page
+ * held while it read.  Anything else, or a failed read, is an error.
  */
-static inline int scenario_cow(int fd)
+static inline struct verdict scenario_cow(int fd)
 {
-	int mfd = memfd_create("tlbrace-cow", MFD_CLOEXEC), ret = -1;
-	__u64 a = 0xa, v;
-	struct writer w = { .value = 0xb };
+	const __u64 a = 0xa, b = 0xb, c = 0xc;
+	int mfd = memfd_create("tlbrace-cow", MFD_CLOEXEC), err;
+	struct writer w = { .p = MAP_FAILED, .value = b };
+	struct park_read r = { 0 };
+	struct verdict ret;
+	bool parked = false;
 	pthread_t t;
+	__u64 v;
 
-	if (mfd < 0 || ftruncate(mfd, PAGE) || pwrite(mfd, &a, 8, 0) != 8)
-		return -1;
+	if (mfd < 0 || ftruncate(mfd, PAGE) || pwrite(mfd, &a, 8, 0) != 8) {
+		ret = verdict_why(V_ERROR, "memfd: %s", strerror(errno));
+		goto out;
+	}
 	w.p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE, mfd, 0);
-	if (w.p == MAP_FAILED || dev_read(fd, w.p, &v, NULL) || v != a ||
-	    park_at(fd, TLBRACE_POINT_RANGE_END_ENTER, w.p, 1 << EV_CLEAR))
+	if (w.p == MAP_FAILED) {
+		ret = verdict_why(V_ERROR, "mmap: %s", strerror(errno));
 		goto out;
-	if (pthread_create(&t, NULL, cpu_write, &w))
+	}
+	err = dev_read(fd, w.p, &v, NULL);
+	if (err || v != a) {
+		ret = verdict_why(V_ERROR, "fill read: %s, value %#llx, file holds %#llx",
+				  strerror(err), err ? 0ULL : (unsigned long long)v,
+				  (unsigned long long)a);
 		goto out;
-	if (inj_wait_parked(fd, 0, 1, 5000))
-		goto join;
-	*w.p = 0xc;
-	ret = read_past_park(fd, w.p, &v) == 0 && v == a;
-join:
+	}
+	err = park_at(fd, TLBRACE_POINT_RANGE_END_ENTER, w.p, 1 << EV_CLEAR);
+	if (err) {
+		ret = verdict_why(V_ERROR, "INJECT_ARM: %s", strerror(err));
+		goto out;
+	}
+	if (pthread_create(&t, NULL, cpu_write, &w)) {
+		ret = verdict_why(V_ERROR, "pthread_create");
+		goto out;
+	}
+	parked = inj_wait_parked(fd, 0, 1, WAIT_MS) == 0;
+	if (parked) {
+		*w.p = c;
+		err = read_past_park(fd, w.p, &r);
+	}
 	inj_release(fd, 0);
 	pthread_join(t, NULL);
+
+	if (parked && err)
+		ret = verdict_why(V_ERROR, "device read job: %s", strerror(err));
+	else if (parked && r.err)
+		ret = verdict_why(V_ERROR, "device read failed: %s", strerror(r.err));
+	else if (*w.p != b)
+		ret = verdict_why(V_ERROR, "CPU page holds %#llx after the writers, want %#llx",
+				  (unsigned long long)*w.p, (unsigned long long)b);
+	else if (!park_held(fd, &ret))
+		;
+	else if (!parked)
+		ret = verdict_why(V_INVALID, "COW fault not seen parked within %d ms", WAIT_MS);
+	else if (r.value == a)
+		ret = verdict(V_VIOLATION);
+	else if (r.value == c || (!r.early && r.value == b))
+		ret = verdict(V_CORRECT);
+	else
+		ret = verdict_why(V_ERROR,
+				  "device read %#llx %s the release; CPU wrote %#llx, then %#llx",
+				  (unsigned long long)r.value, r.early ? "before" : "after",
+				  (unsigned long long)c, (unsigned long long)b);
 out:
 	inj_disarm(fd, TLBRACE_ALL_ARMS);
 	if (w.p != MAP_FAILED)
 		munmap((void *)w.p, PAGE);
-	close(mfd);
+	if (mfd >= 0)
+		close(mfd);
 	return ret;
 }
 
@@ -184,31 +353,59 @@ static inline void *device_read(void *arg)
 
 /*
  * The device's fault has walked the CPU page table and is parked before it
- * fills its TLB.  The CPU unmaps the page.  A device that fills anyway maps a
- * page that left the CPU page table: use after unmap.
+ * fills its TLB.  The CPU unmaps the page.
+ *
+ * Violation: the read succeeds with the old contents (the device filled a
+ * page that left the CPU page table: use after unmap).  Correct: the read
+ * fails with EFAULT (the fault saw the invalidation, retried, and found no
+ * mapping), the errno the uapi promises.  Anything else is an error.
  */
-static inline int scenario_unmap_during_fill(int fd)
+static inline struct verdict scenario_unmap_during_fill(int fd)
 {
 	struct reader r = { .fd = fd, .p = map_page() };
+	bool parked, unmapped = false;
+	struct verdict ret;
 	pthread_t t;
-	int ret = -1;
+	int err;
 
 	if (!r.p)
-		return -1;
+		return verdict_why(V_ERROR, "mmap: %s", strerror(errno));
 	*r.p = 0x55;
-	if (park_at(fd, TLBRACE_POINT_FAULT_FILL, r.p, 0) ||
-	    pthread_create(&t, NULL, device_read, &r))
+	err = park_at(fd, TLBRACE_POINT_FAULT_FILL, r.p, 0);
+	if (err) {
+		ret = verdict_why(V_ERROR, "INJECT_ARM: %s", strerror(err));
 		goto out;
-	if (inj_wait_parked(fd, 0, 1, 5000) == 0 && munmap((void *)r.p, PAGE) == 0)
-		ret = 0;
+	}
+	if (pthread_create(&t, NULL, device_read, &r)) {
+		ret = verdict_why(V_ERROR, "pthread_create");
+		goto out;
+	}
+	parked = inj_wait_parked(fd, 0, 1, WAIT_MS) == 0;
+	if (parked) {
+		unmapped = munmap((void *)r.p, PAGE) == 0;
+		err = errno;
+	}
 	inj_release(fd, 0);
 	pthread_join(t, NULL);
-	if (ret == 0)
-		ret = r.err == 0 && r.value == 0x55;
+
+	if (parked && !unmapped)
+		ret = verdict_why(V_ERROR, "munmap: %s", strerror(err));
+	else if (r.err && r.err != EFAULT)
+		ret = verdict_why(V_ERROR, "device read failed with %s, want EFAULT",
+				  strerror(r.err));
+	else if (!r.err && r.value != 0x55)
+		ret = verdict_why(V_ERROR, "device read %#llx, the page held 0x55",
+				  (unsigned long long)r.value);
+	else if (!park_held(fd, &ret))
+		;
+	else if (!parked)
+		ret = verdict_why(V_INVALID, "device fault not seen parked within %d ms", WAIT_MS);
 	else
-		munmap((void *)r.p, PAGE);
+		ret = verdict(r.err ? V_CORRECT : V_VIOLATION);
 out:
 	inj_disarm(fd, TLBRACE_ALL_ARMS);
+	if (!unmapped)
+		munmap((void *)r.p, PAGE);
 	return ret;
 }
 
@@ -238,7 +435,7 @@ static inline void *uffd_monitor(void *arg)
 				.mode = 0,
 			};
 
-			m->trapped = true;
+			__atomic_store_n(&m->trapped, true, __ATOMIC_RELEASE);
 			ioctl(m->uffd, UFFDIO_WRITEPROTECT, &wp);
 		}
 	}
@@ -247,34 +444,61 @@ static inline void *uffd_monitor(void *arg)
 
 /*
  * userfaultfd write-protects a page the device holds a writable translation
- * of.  After UFFDIO_WRITEPROTECT returned, the device writes: the write must
- * trap to the monitor (which then unprotects the page); a device that kept
- * its translation writes silently: lost protection.
+ * of.  After UFFDIO_WRITEPROTECT returned, the device writes 3.
+ *
+ * Violation: the write lands (the page holds 3) and the monitor never saw a
+ * write-protect fault: lost protection.  Correct: the write trapped to the
+ * monitor (which then unprotected the page) and landed.  A failed write, or
+ * a page without 3 after it, is an error.
  */
-static inline int scenario_uffd_wp(int fd)
+static inline struct verdict scenario_uffd_wp(int fd)
 {
 	struct monitor m = { .p = map_page() };
 	struct uffdio_api api = { .api = UFFD_API, .features = UFFD_FEATURE_PAGEFAULT_FLAG_WP };
 	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_WP };
 	struct uffdio_writeprotect wp = { .mode = UFFDIO_WRITEPROTECT_MODE_WP };
-	int stop[2] = { -1, -1 }, ret = -1;
+	int stop[2] = { -1, -1 }, err;
+	struct verdict ret;
 	pthread_t t;
 
 	m.uffd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-	if (!m.p || m.uffd < 0 || ioctl(m.uffd, UFFDIO_API, &api) || pipe(stop))
+	if (!m.p || m.uffd < 0 || ioctl(m.uffd, UFFDIO_API, &api) || pipe(stop)) {
+		ret = verdict_why(V_ERROR, "mmap/userfaultfd/pipe: %s", strerror(errno));
 		goto out;
+	}
 	m.stop = stop[0];
 	*m.p = 1;
 	reg.range.start = wp.range.start = (uintptr_t)m.p;
 	reg.range.len = wp.range.len = PAGE;
-	if (ioctl(m.uffd, UFFDIO_REGISTER, &reg) || dev_write(fd, m.p, 2, NULL) ||
-	    ioctl(m.uffd, UFFDIO_WRITEPROTECT, &wp))
+	if (ioctl(m.uffd, UFFDIO_REGISTER, &reg)) {
+		ret = verdict_why(V_ERROR, "UFFDIO_REGISTER: %s", strerror(errno));
 		goto out;
-	if (pthread_create(&t, NULL, uffd_monitor, &m))
+	}
+	err = dev_write(fd, m.p, 2, NULL);
+	if (err || *m.p != 2) {
+		ret = verdict_why(V_ERROR, "fill write: %s, CPU reads %#llx, want 2",
+				  strerror(err), (unsigned long long)*m.p);
 		goto out;
-	ret = dev_write(fd, m.p, 3, NULL) == 0 && *m.p == 3 ? !m.trapped : -1;
+	}
+	if (ioctl(m.uffd, UFFDIO_WRITEPROTECT, &wp)) {
+		ret = verdict_why(V_ERROR, "UFFDIO_WRITEPROTECT: %s", strerror(errno));
+		goto out;
+	}
+	if (pthread_create(&t, NULL, uffd_monitor, &m)) {
+		ret = verdict_why(V_ERROR, "pthread_create");
+		goto out;
+	}
+	err = dev_write(fd, m.p, 3, NULL);
+	if (err)
+		ret = verdict_why(V_ERROR, "device write failed: %s", strerror(err));
+	else if (*m.p != 3)
+		ret = verdict_why(V_ERROR, "device wrote 3, CPU reads %#llx",
+				  (unsigned long long)*m.p);
+	else
+		ret = verdict(__atomic_load_n(&m.trapped, __ATOMIC_ACQUIRE) ?
+			      V_CORRECT : V_VIOLATION);
 	if (write(stop[1], "x", 1) != 1)
-		ret = -1;
+		ret = verdict_why(V_ERROR, "stopping the monitor: %s", strerror(errno));
 	pthread_join(t, NULL);
 out:
 	if (m.uffd >= 0)
@@ -288,20 +512,55 @@ out:
 
 /*
  * The same with soft-dirty tracking (CRIU, live migration): after
- * clear_refs returned, a device write must make the page soft-dirty again;
- * a device that kept its writable translation leaves no trace.
+ * clear_refs returned (the page is clean), the device writes 3.
+ *
+ * Violation: the page holds 3 and pagemap says it is clean: the write left
+ * no trace.  Correct: the page holds 3 and is soft-dirty.  A failed write, a
+ * page still soft-dirty right after clear_refs, or one without 3, is an
+ * error.
  */
-static inline int scenario_soft_dirty(int fd)
+static inline struct verdict scenario_soft_dirty(int fd)
 {
 	volatile __u64 *p = map_page();
-	int ret = -1;
+	struct verdict ret;
+	bool dirty = true;
+	int err;
 
 	if (!p)
-		return -1;
+		return verdict_why(V_ERROR, "mmap: %s", strerror(errno));
 	*p = 1;
-	if (dev_write(fd, p, 2, NULL) == 0 && clear_soft_dirty() == 0 &&
-	    soft_dirty(p) == 0 && dev_write(fd, p, 3, NULL) == 0 && *p == 3)
-		ret = soft_dirty(p) == 0;
+	err = dev_write(fd, p, 2, NULL);
+	if (err || *p != 2) {
+		ret = verdict_why(V_ERROR, "fill write: %s, CPU reads %#llx, want 2",
+				  strerror(err), (unsigned long long)*p);
+		goto out;
+	}
+	if (clear_soft_dirty()) {
+		ret = verdict_why(V_ERROR, "clear_refs: %s", strerror(errno));
+		goto out;
+	}
+	err = pagemap_soft_dirty(p, &dirty);
+	if (err || dirty) {
+		ret = verdict_why(V_ERROR, "after clear_refs: pagemap %s, soft-dirty %d",
+				  strerror(err), dirty);
+		goto out;
+	}
+	err = dev_write(fd, p, 3, NULL);
+	if (err) {
+		ret = verdict_why(V_ERROR, "device write failed: %s", strerror(err));
+		goto out;
+	}
+	if (*p != 3) {
+		ret = verdict_why(V_ERROR, "device wrote 3, CPU reads %#llx",
+				  (unsigned long long)*p);
+		goto out;
+	}
+	err = pagemap_soft_dirty(p, &dirty);
+	if (err)
+		ret = verdict_why(V_ERROR, "pagemap: %s", strerror(err));
+	else
+		ret = verdict(dirty ? V_CORRECT : V_VIOLATION);
+out:
 	munmap((void *)p, PAGE);
 	return ret;
 }
@@ -330,41 +589,65 @@ static inline void *zap_range(void *arg)
  * madvise returns.  The device reads page 2: a tracker that let B flush only
  * what B cleared still translates it to the old page (seed 003's
  * CPU-0/CPU-1 race).  A waiting tracker makes B wait for A instead.
+ *
+ * Violation: the device reads the old contents 0xd2.  Correct: it reads 0,
+ * what page 2 holds after MADV_DONTNEED (the CPU reads 0 there too).  A
+ * failed read, or another value, is an error.
  */
-static inline int scenario_overlapping_dontneed(int fd)
+static inline struct verdict scenario_overlapping_dontneed(int fd)
 {
 	volatile char *buf = mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE,
 				  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	struct zap a = { .len = 2 * PAGE }, b = { .len = 2 * PAGE };
 	struct tlbrace_stats st0, st;
+	struct park_read r = { 0 };
 	volatile __u64 *page2;
+	struct verdict ret;
+	bool parked;
 	pthread_t ta, tb;
-	int ret = -1;
+	int err = 0;
 	__u64 v;
 
 	if (buf == MAP_FAILED)
-		return -1;
+		return verdict_why(V_ERROR, "mmap: %s", strerror(errno));
 	a.p = buf + PAGE;
 	b.p = buf + 2 * PAGE;
 	page2 = (volatile __u64 *)(buf + 2 * PAGE);
 	for (int i = 1; i < 4; i++) {
-		*(volatile __u64 *)(buf + i * PAGE) = 0xd0 + i;
-		if (dev_read(fd, buf + i * PAGE, &v, NULL))
+		volatile __u64 *pi = (volatile __u64 *)(buf + i * PAGE);
+
+		*pi = 0xd0 + i;
+		err = dev_read(fd, pi, &v, NULL);
+		if (err || v != *pi) {
+			ret = verdict_why(V_ERROR,
+					  "fill read of page %d: %s, value %#llx, want %#llx",
+					  i, strerror(err), err ? 0ULL : (unsigned long long)v,
+					  (unsigned long long)*pi);
 			goto out;
+		}
 	}
-	if (park_at(fd, TLBRACE_POINT_RANGE_END_ENTER, a.p, 1 << EV_CLEAR) ||
-	    pthread_create(&ta, NULL, zap_range, &a))
+	err = park_at(fd, TLBRACE_POINT_RANGE_END_ENTER, a.p, 1 << EV_CLEAR);
+	if (err) {
+		ret = verdict_why(V_ERROR, "INJECT_ARM: %s", strerror(err));
 		goto out;
+	}
+	if (pthread_create(&ta, NULL, zap_range, &a)) {
+		ret = verdict_why(V_ERROR, "pthread_create");
+		goto out;
+	}
 	/* Only A's own range: the filter covers [page 1, page 2). */
-	if (inj_wait_parked(fd, 0, 1, 5000))
+	parked = inj_wait_parked(fd, 0, 1, WAIT_MS) == 0;
+	if (!parked)
 		goto join_a;
-	dev_stats(fd, &st0);
-	if (pthread_create(&tb, NULL, zap_range, &b))
+	err = dev_stats(fd, &st0);
+	if (err || pthread_create(&tb, NULL, zap_range, &b)) {
+		err = err ? err : EAGAIN;
 		goto join_a;
+	}
 	/* Until B returned, or is reported waiting for A (ranges-wait). */
-	for (int i = 0; i < 50000 && !b.done; i++) {
-		dev_stats(fd, &st);
-		if (st.gather_waits > st0.gather_waits)
+	for (double t0 = now_us(); !b.done && now_us() - t0 < PARK_TIMEOUT_MS * 500.0;) {
+		err = dev_stats(fd, &st);
+		if (err || st.gather_waits > st0.gather_waits)
 			break;
 		usleep(100);
 	}
@@ -372,10 +655,30 @@ static inline int scenario_overlapping_dontneed(int fd)
 		inj_release(fd, 0);
 	pthread_join(tb, NULL);
 	/* B's madvise returned: the device must not see the old page 2. */
-	ret = read_past_park(fd, page2, &v) == 0 && v == 0xd2;
+	if (!err)
+		err = read_past_park(fd, page2, &r);
 join_a:
 	inj_release(fd, 0);
 	pthread_join(ta, NULL);
+
+	if (parked && err)
+		ret = verdict_why(V_ERROR, "stats, thread or read job: %s", strerror(err));
+	else if (parked && r.err)
+		ret = verdict_why(V_ERROR, "device read of page 2 failed: %s", strerror(r.err));
+	else if (*page2 != 0)
+		ret = verdict_why(V_ERROR, "CPU reads %#llx in page 2 after MADV_DONTNEED",
+				  (unsigned long long)*page2);
+	else if (!park_held(fd, &ret))
+		;
+	else if (!parked)
+		ret = verdict_why(V_INVALID, "gather A not seen parked within %d ms", WAIT_MS);
+	else if (r.value == 0xd2)
+		ret = verdict(V_VIOLATION);
+	else if (r.value == 0)
+		ret = verdict(V_CORRECT);
+	else
+		ret = verdict_why(V_ERROR, "device read %#llx in page 2, want 0 (or 0xd2: stale)",
+				  (unsigned long long)r.value);
 out:
 	inj_disarm(fd, TLBRACE_ALL_ARMS);
 	munmap((void *)buf, 4 * PAGE);
@@ -387,13 +690,17 @@ out:
 /*
  * clear_refs clears soft-dirty and write-protects the PTEs between
  * invalidate_range_start and _end, and flushes the TLBs only after _end.  The
- * device writes at invalidate_range_end (an injected access, through its
- * dTLB only): a device whose translation survived to that point writes with
- * no trace, and the harvest after clear_refs finds the page clean although
- * its contents changed: lost dirty.  If the device had no translation there,
- * it writes after clear_refs returned, through a fault.
+ * device writes 3 at invalidate_range_end (an injected access, through its
+ * dTLB only).  If the device had no translation there (ENOENT), it writes 3
+ * after clear_refs returned, through a fault.
+ *
+ * Violation: the page holds 3 and pagemap says it is clean: lost dirty.
+ * Correct: the page holds 3 and is soft-dirty.  Invalid: the injected write
+ * did not fire (no invalidate_range_end of clear_refs was seen).  A failed
+ * write (other than ENOENT from the dTLB-only one), or a page without 3, is
+ * an error.
  */
-static inline int scenario_dirty_window(int fd)
+static inline struct verdict scenario_dirty_window(int fd)
 {
 	volatile __u64 *p = map_page();
 	struct tlbrace_inject a = {
@@ -402,19 +709,56 @@ static inline int scenario_dirty_window(int fd)
 		.access_op = TLBRACE_INJ_WRITE, .access_value = 3,
 	};
 	struct tlbrace_inject_status st;
-	int ret = -1;
+	bool dirty = false;
+	struct verdict ret;
+	int err;
 
 	if (!p)
-		return -1;
+		return verdict_why(V_ERROR, "mmap: %s", strerror(errno));
 	*p = 1;
 	a.start = a.access_addr = (uintptr_t)p;
 	a.end = a.start + PAGE;
-	if (dev_write(fd, p, 2, NULL) || inj_arm(fd, &a) || clear_soft_dirty() ||
-	    inj_status(fd, &st) || st.arms[0].fired != 1)
+	err = dev_write(fd, p, 2, NULL);
+	if (err || *p != 2) {
+		ret = verdict_why(V_ERROR, "fill write: %s, CPU reads %#llx, want 2",
+				  strerror(err), (unsigned long long)*p);
 		goto out;
-	if (st.arms[0].access_error && dev_write(fd, p, 3, NULL))
+	}
+	err = inj_arm(fd, &a);
+	if (!err && clear_soft_dirty())
+		err = errno ? errno : EIO;
+	if (!err)
+		err = inj_status(fd, &st);
+	if (err) {
+		ret = verdict_why(V_ERROR, "arm, clear_refs, status: %s", strerror(err));
 		goto out;
-	ret = *p == 3 ? soft_dirty(p) == 0 : -1;
+	}
+	if (st.arms[0].fired != 1) {
+		ret = verdict_why(V_INVALID, "injected write fired %llu times, not once",
+				  (unsigned long long)st.arms[0].fired);
+		goto out;
+	}
+	if (st.arms[0].access_error == -ENOENT)
+		err = dev_write(fd, p, 3, NULL);
+	else
+		err = -st.arms[0].access_error;
+	if (err) {
+		bool injected = st.arms[0].access_error != -ENOENT;
+
+		ret = verdict_why(V_ERROR, "device write (%s) failed: %s",
+				  injected ? "injected" : "after clear_refs", strerror(err));
+		goto out;
+	}
+	if (*p != 3) {
+		ret = verdict_why(V_ERROR, "device wrote 3, CPU reads %#llx",
+				  (unsigned long long)*p);
+		goto out;
+	}
+	err = pagemap_soft_dirty(p, &dirty);
+	if (err)
+		ret = verdict_why(V_ERROR, "pagemap: %s", strerror(err));
+	else
+		ret = verdict(dirty ? V_CORRECT : V_VIOLATION);
 out:
 	inj_disarm(fd, TLBRACE_ALL_ARMS);
 	munmap((void *)p, PAGE);
@@ -424,50 +768,56 @@ out:
 /*
  * Stochastic twins of scenarios 1 and 5: the same race left to timing, as
  * hmm-tests' anon_teardown does, and judged by the staleness detector
- * (TLBRACE_OUT_STALE) since no injection point says when the window was.
+ * (TLBRACE_OUT_STALE) since no injection point says when the window was:
+ * V_VIOLATION if a device access was stale, V_CORRECT if not, V_ERROR if
+ * the set-up failed.
  */
-static inline int stochastic_cow(int fd)
+static inline struct verdict stochastic_cow(int fd)
 {
-	int mfd = memfd_create("tlbrace-cow", MFD_CLOEXEC), hit = 0;
+	int mfd = memfd_create("tlbrace-cow", MFD_CLOEXEC);
+	struct verdict ret = verdict(V_CORRECT);
 	struct writer w = { .value = 0xb };
 	__u64 a = 0xa, v;
 	__u32 out;
 	pthread_t t;
 
-	if (mfd < 0 || ftruncate(mfd, PAGE) || pwrite(mfd, &a, 8, 0) != 8)
-		return -1;
+	if (mfd < 0 || ftruncate(mfd, PAGE) || pwrite(mfd, &a, 8, 0) != 8) {
+		if (mfd >= 0)
+			close(mfd);
+		return verdict_why(V_ERROR, "memfd: %s", strerror(errno));
+	}
 	w.p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE, mfd, 0);
 	if (w.p == MAP_FAILED || dev_read(fd, w.p, &v, NULL) ||
 	    pthread_create(&t, NULL, cpu_write, &w)) {
-		hit = -1;
+		ret = verdict_why(V_ERROR, "set-up");
 		goto out;
 	}
 	while (!w.done)
 		if (dev_read(fd, w.p, &v, &out) == 0 && (out & TLBRACE_OUT_STALE))
-			hit = 1;
+			ret = verdict(V_VIOLATION);
 	pthread_join(t, NULL);
 out:
 	if (w.p != MAP_FAILED)
 		munmap((void *)w.p, PAGE);
 	close(mfd);
-	return hit;
+	return ret;
 }
 
-static inline int stochastic_unmap_during_fill(int fd)
+static inline struct verdict stochastic_unmap_during_fill(int fd)
 {
 	struct reader r = { .fd = fd, .p = map_page() };
 	pthread_t t;
 
 	if (!r.p)
-		return -1;
+		return verdict_why(V_ERROR, "mmap: %s", strerror(errno));
 	*r.p = 0x55;
 	if (pthread_create(&t, NULL, device_read, &r)) {
 		munmap((void *)r.p, PAGE);
-		return -1;
+		return verdict_why(V_ERROR, "pthread_create");
 	}
 	munmap((void *)r.p, PAGE);
 	pthread_join(t, NULL);
-	return r.err == 0 && (r.outcome & TLBRACE_OUT_STALE);
+	return verdict(r.err == 0 && (r.outcome & TLBRACE_OUT_STALE) ? V_VIOLATION : V_CORRECT);
 }
 
 #endif /* TLBRACE_SCENARIOS_H */
