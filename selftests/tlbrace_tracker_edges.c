@@ -34,7 +34,7 @@
 /* MAX_GATHERS of rust/gather.rs: gathers the device defers at once. */
 #define MAX_GATHERS	64
 /* WAIT_MS of rust/gather.rs: how long a ranges-wait close waits. */
-#define WAIT_MS		1000
+#define GATHER_WAIT_MS		1000
 
 static int config(int fd, __u32 tracker)
 {
@@ -59,7 +59,7 @@ static int park_range(int fd, __u32 id, __u32 point, volatile void *p, size_t le
 /* Fills page i of buf with base + i and caches it in the device. */
 static int mirror_pages(int fd, char *buf, int first, int n, __u64 base)
 {
-	__u64 v;
+	__u64 v = 0;
 
 	for (int i = first; i < first + n; i++) {
 		*(volatile __u64 *)(buf + i * PAGE) = base + i;
@@ -99,6 +99,21 @@ static int start_zapper(pthread_t *t, struct zapper *z, char *p, size_t len, vol
 }
 
 /* ---- more than MAX_GATHERS open gathers --------------------------------- */
+
+/*
+ * read_past_park() (tlbrace_scenarios.h) as this file uses it: the value
+ * read in *v, and 0 or the negative errno of the job or of a failed ioctl.
+ */
+static int read_value_past_park(int fd, volatile void *p, __u64 *v)
+{
+	struct park_read r;
+	int err = read_past_park(fd, p, &r);
+
+	if (err)
+		return -err;
+	*v = r.value;
+	return -r.err;
+}
 
 FIXTURE(overflow)
 {
@@ -147,7 +162,7 @@ TEST_F_TIMEOUT(overflow, more_than_64_open_gathers, 120)
 	pthread_attr_t attr;
 	volatile int go = 0;
 	int err, still_open = 0;
-	__u64 v;
+	__u64 v = 0;
 
 	ASSERT_NE(MAP_FAILED, buf);
 	ASSERT_EQ(0, mirror_pages(self->fd, buf, 0, n + 1, 0x100));
@@ -172,7 +187,7 @@ TEST_F_TIMEOUT(overflow, more_than_64_open_gathers, 120)
 	 * having read nothing: then it reads again once they all closed.  Only
 	 * a dTLB hit on the old page answers at once, with the old contents.
 	 */
-	err = read_past_park(self->fd, last, &v);
+	err = read_value_past_park(self->fd, last, &v);
 	inj_release(self->fd, 0);
 	for (int i = 0; i < n; i++)
 		ASSERT_EQ(0, pthread_join(t[i], NULL));
@@ -225,7 +240,7 @@ FIXTURE_TEARDOWN(edge)
 /*
  * ranges-wait: A (pages 1-2) is parked before it closes, far longer than the
  * wait bound; B (pages 2-3) overlaps it and must wait, then give up after
- * WAIT_MS and flush everything.  B's madvise returns after about WAIT_MS with
+ * GATHER_WAIT_MS and flush everything.  B's madvise returns after about GATHER_WAIT_MS with
  * A still open, and the device does not read page 2 (cleared by A, skipped
  * by B) from the old page.
  */
@@ -236,7 +251,7 @@ TEST_F_TIMEOUT(edge, ranges_wait_timeout, 60)
 	double t0, ms;
 	pthread_t ta;
 	int a_open, err;
-	__u64 v, v3;
+	__u64 v = 0, v3 = 0;
 
 	ASSERT_EQ(0, config(self->fd, TLBRACE_TRACKER_RANGES_WAIT));
 	ASSERT_EQ(0, mirror_pages(self->fd, self->buf, 1, 3, 0xd0));
@@ -250,15 +265,15 @@ TEST_F_TIMEOUT(edge, ranges_wait_timeout, 60)
 	ASSERT_EQ(0, madvise(self->buf + 2 * PAGE, 2 * PAGE, MADV_DONTNEED));
 	ms = (now_us() - t0) / 1000;
 	a_open = !a.done;
-	err = read_past_park(self->fd, page2, &v);
+	err = read_value_past_park(self->fd, page2, &v);
 	inj_release(self->fd, 0);
 	pthread_join(ta, NULL);
-	printf("# B's madvise returned after %.1f ms (wait bound %d ms)\n", ms, WAIT_MS);
+	printf("# B's madvise returned after %.1f ms (wait bound %d ms)\n", ms, GATHER_WAIT_MS);
 
 	ASSERT_TRUE(a_open) TH_LOG("A closed before B returned: nothing was waited for");
-	ASSERT_GE(ms, WAIT_MS - 20);
+	ASSERT_GE(ms, GATHER_WAIT_MS - 20);
 	/* Far from A's park (10 s): B gave up at the bound. */
-	ASSERT_LT(ms, WAIT_MS + 1500);
+	ASSERT_LT(ms, GATHER_WAIT_MS + 1500);
 	ASSERT_EQ(0, err);
 	ASSERT_EQ(0, v) TH_LOG("device read %#llx at page 2 after B returned", v);
 	ASSERT_EQ(0, dev_read(self->fd, self->buf + 3 * PAGE, &v3, NULL));
@@ -275,7 +290,7 @@ TEST_F(edge, config_ebusy_while_gather_open)
 	struct zap a = { .p = self->buf, .len = PAGE };
 	pthread_t ta;
 	int busy_same, busy_sync, a_open;
-	__u64 v;
+	__u64 v = 0;
 
 	ASSERT_EQ(0, config(self->fd, TLBRACE_TRACKER_COUNTER));
 	ASSERT_EQ(0, mirror_pages(self->fd, self->buf, 0, 1, 0x70));
@@ -487,7 +502,7 @@ TEST_F_TIMEOUT(pending, fault_flushes_pending_page, 60)
 	struct zap a = { .p = self->buf, .len = PAGE };
 	struct dev_writer w = { .fd = self->fd, .p = x, .value = 0x22 };
 	struct tlbrace_stats st0, st;
-	__u64 before, after;
+	__u64 before = 0, after = 0;
 	__u32 out;
 	pthread_t ta, tw;
 	int err, blocked = 0;
@@ -513,7 +528,7 @@ TEST_F_TIMEOUT(pending, fault_flushes_pending_page, 60)
 		usleep(100);
 	}
 	/* A read of X now: it may wait for A, it must not use the old page. */
-	err = blocked ? read_past_park(self->fd, x, &after) : -1;
+	err = blocked ? read_value_past_park(self->fd, x, &after) : -1;
 	inj_release(self->fd, 0);
 	pthread_join(ta, NULL);
 	pthread_join(tw, NULL);
