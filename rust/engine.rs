@@ -32,7 +32,8 @@ use crate::{
 
 /// Device faults attempted per access before giving up with `EAGAIN`.
 const MAX_FAULT_RETRIES: usize = 16;
-/// How long a fault waits for an invalidation in progress, per attempt.
+/// How long a fault waits for the invalidations covering its page, per
+/// attempt.
 const FAULT_WAIT_MS: u32 = 1000;
 
 /// One device memory operation on an aligned 64-bit word.
@@ -208,13 +209,22 @@ impl Device {
                     self.stats.inc(Counter::PendingFlushes);
                     mmu.dtlb.invalidate(vpn, vpn + 1);
                 }
-                if mmu.contract.faults_wait_for_invalidations() && mmu.truth.in_progress() > 0 {
+                // Only invalidations covering this page hold the fault back,
+                // as with an interval notifier per page; `inval_seq` below
+                // still catches any invalidation that starts during the walk.
+                if mmu.contract.faults_wait_for_invalidations()
+                    && mmu.truth.open_overlapping(vpn, vpn + 1) > 0
+                {
                     self.stats.inc(Counter::FaultRetries);
-                    let wait = msecs_to_jiffies(FAULT_WAIT_MS);
-                    if let CondVarTimeoutResult::Signal { .. } =
-                        self.idle.wait_interruptible_timeout(&mut mmu, wait)
-                    {
-                        return Err(EINTR);
+                    // Every `invalidate_range_end` wakes us: wait until none
+                    // of the open ones covers the page, at most this long.
+                    let mut left = msecs_to_jiffies(FAULT_WAIT_MS);
+                    while left > 0 && mmu.truth.open_overlapping(vpn, vpn + 1) > 0 {
+                        left = match self.idle.wait_interruptible_timeout(&mut mmu, left) {
+                            CondVarTimeoutResult::Woken { jiffies } => jiffies,
+                            CondVarTimeoutResult::Timeout => 0,
+                            CondVarTimeoutResult::Signal { .. } => return Err(EINTR),
+                        };
                     }
                     continue;
                 }
