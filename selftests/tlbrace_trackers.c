@@ -22,9 +22,8 @@
  * a page that the sweeper's gather A already cleared from the dPT finds
  * nothing to clear there; naive lets B close without flushing the dTLB
  * entry, and the narrow thread's device read after its madvise returned hits
- * the old page.  Device faults wait only for the invalidations covering
- * their page, so the device refills its TLB between sweeps and while other
- * ranges are being zapped.
+ * the old page.  The sweeper has the device read its whole range right
+ * before zapping it, so that the dTLB holds what the sweep clears.
  *
  * The device "reads" with a CAS that never matches (it returns the word): a
  * write access faults in a real page, never the shared zero page, whose
@@ -334,11 +333,12 @@ TEST_F_TIMEOUT(stress, random_zap_and_unmap, 600)
 	 */
 	printf("# module: gathers %llu, closes nested %llu, overlapping %llu, full flushes %llu, "
 	       "waits %llu, wait timeouts %llu, pending-flush faults %llu, fault retries %llu, "
-	       "stale %llu/%llu, stale_early %llu, kernel nested %llu (overlapping %llu)\n",
+	       "stale %llu/%llu, stale_early %llu, CPU flushes %llu (whole mm %llu), "
+	       "kernel nested %llu (overlapping %llu)\n",
 	       st.gathers, st.closes_nested, st.closes_overlapping, st.gather_full,
 	       st.gather_waits, st.wait_timeouts, st.pending_flushes, st.fault_retries,
-	       st.stale_reads, st.stale_writes, st.stale_early, st.kernel_nested,
-	       st.kernel_nested_overlapping);
+	       st.stale_reads, st.stale_writes, st.stale_early, st.cb_secondary_tlbs,
+	       st.cb_secondary_full, st.kernel_nested, st.kernel_nested_overlapping);
 	for (unsigned int i = 0; i < st.ring_count; i++)
 		printf("# stale %s at page %ld, missed event %u\n",
 		       st.ring[i].kind == TLBRACE_STALE_WRITE ? "write" : "read",
