@@ -209,9 +209,10 @@ impl Device {
                     self.stats.inc(Counter::PendingFlushes);
                     mmu.dtlb.invalidate(vpn, vpn + 1);
                 }
-                // Only invalidations covering this page hold the fault back,
-                // as with an interval notifier per page; `inval_seq` below
-                // still catches any invalidation that starts during the walk.
+                // Only invalidations covering this page hold the fault back
+                // (an interval notifier per page would not wait for others
+                // either); `inval_seq` below still catches any invalidation,
+                // of whatever page, that starts during the walk.
                 if mmu.contract.faults_wait_for_invalidations()
                     && mmu.truth.open_overlapping(vpn, vpn + 1) > 0
                 {
