@@ -15,9 +15,9 @@ use crate::uapi;
 pub(crate) enum Contract {
     /// Shadow page table, invalidated eagerly: `invalidate_range_start` drops
     /// the dPT and dTLB entries of the range before the CPU page tables
-    /// change, and device faults wait until no invalidation is in progress
-    /// (the `mmu_interval_read_begin/retry` protocol).  Models GPUs with SVM,
-    /// KVM's shadow MMU and `lib/test_hmm.c`.  Correct.
+    /// change, and device faults wait until no invalidation covering their
+    /// page is in progress (the `mmu_interval_read_begin/retry` protocol).
+    /// Models GPUs with SVM, KVM's shadow MMU and `lib/test_hmm.c`.  Correct.
     Sync,
     /// Shadow page table invalidated only in `invalidate_range_end`, after
     /// the CPU page tables already changed: between the two the device keeps
@@ -80,10 +80,11 @@ impl Contract {
         self != Self::Sva
     }
 
-    /// Whether device faults wait for invalidations in progress (the
-    /// `mmu_interval_read_begin()` protocol).  `batched` needs it as much as
-    /// `sync`: a walk that overlaps a zap may return the page being zapped,
-    /// and only the dTLB flush is what batching defers.
+    /// Whether device faults wait for the invalidations in progress that
+    /// cover their page (the `mmu_interval_read_begin()` protocol).
+    /// `batched` needs it as much as `sync`: a walk that overlaps a zap may
+    /// return the page being zapped, and only the dTLB flush is what
+    /// batching defers.
     pub(crate) fn faults_wait_for_invalidations(self) -> bool {
         matches!(self, Self::Sync | Self::Batched)
     }

@@ -114,7 +114,7 @@ impl Mmu {
 pub(crate) struct Device {
     #[pin]
     pub(crate) mmu: SpinLock<Mmu>,
-    /// Signalled when no invalidation is in progress any more, and on release.
+    /// Signalled when an invalidation ends, and on release.
     #[pin]
     pub(crate) idle: CondVar,
     #[pin]
@@ -230,14 +230,11 @@ impl MmuNotifier for Arc<Device> {
         } else if mmu.contract == Contract::Batched {
             mmu = self.gather_close(mmu, start, end, range.event(), range.blockable());
         }
-        let batched = mmu.contract == Contract::Batched;
         mmu.truth.end(start, end, range.event());
-        let idle = mmu.truth.in_progress() == 0;
         drop(mmu);
-        // Faults wait for idleness; `ranges-wait` closes for any close.
-        if idle || batched {
-            self.idle.notify_all();
-        }
+        // Faults wait for the invalidations covering their page, `ranges-wait`
+        // closes for older overlapping gathers: any end may free either.
+        self.idle.notify_all();
         self.inject.pass(self, &site(Point::RangeEndExit, range));
     }
 

@@ -39,7 +39,8 @@ use crate::{
 
 /// Device faults attempted per access before giving up with `EAGAIN`.
 const MAX_FAULT_RETRIES: usize = 16;
-/// How long a fault waits for an invalidation in progress, per attempt.
+/// How long a fault waits for the invalidations covering its page, per
+/// attempt.
 const FAULT_WAIT_MS: u32 = 1000;
 /// Oracle checks per access: a CPU flush may flag the translation again
 /// between its check and its use; past this the use is judged
@@ -286,13 +287,23 @@ impl Device {
                     self.stats.inc(Counter::PendingFlushes);
                     mmu.dtlb.invalidate(vpn, vpn + 1);
                 }
-                if mmu.contract.faults_wait_for_invalidations() && mmu.truth.in_progress() > 0 {
+                // Only invalidations covering this page hold the fault back
+                // (an interval notifier per page would not wait for others
+                // either); `inval_seq` below still catches any invalidation,
+                // of whatever page, that starts during the walk.
+                if mmu.contract.faults_wait_for_invalidations()
+                    && mmu.truth.open_overlapping(vpn, vpn + 1) > 0
+                {
                     self.stats.inc(Counter::FaultRetries);
-                    let wait = msecs_to_jiffies(FAULT_WAIT_MS);
-                    if let CondVarTimeoutResult::Signal { .. } =
-                        self.idle.wait_interruptible_timeout(&mut mmu, wait)
-                    {
-                        return Err(EINTR);
+                    // Every `invalidate_range_end` wakes us: wait until none
+                    // of the open ones covers the page, at most this long.
+                    let mut left = msecs_to_jiffies(FAULT_WAIT_MS);
+                    while left > 0 && mmu.truth.open_overlapping(vpn, vpn + 1) > 0 {
+                        left = match self.idle.wait_interruptible_timeout(&mut mmu, left) {
+                            CondVarTimeoutResult::Woken { jiffies } => jiffies,
+                            CondVarTimeoutResult::Timeout => 0,
+                            CondVarTimeoutResult::Signal { .. } => return Err(EINTR),
+                        };
                     }
                     continue;
                 }

@@ -232,6 +232,43 @@ static void *cpu_dontneed(void *arg)
 	return NULL;
 }
 
+/*
+ * A device fault waits only for the invalidations covering its page.  A zap
+ * of page 0 is parked after invalidate_range_start, before its PTE changes:
+ * the device reads page 1 at once, while it is still parked; its read of
+ * page 0 (a worker job) may wait for the zap, which is released meanwhile.
+ * Once the zap returned, the device must read the new, zeroed page 0: a
+ * fault that did not wait would have filled the old one (only "none" may).
+ */
+TEST_F(race, fault_waits_only_for_its_page)
+{
+	volatile __u64 *buf = mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE,
+				   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct zapper z = { .p = buf };
+	struct tlbrace_inject_status st;
+	struct park_read r;
+	pthread_t t;
+	__u64 v;
+
+	ASSERT_NE(MAP_FAILED, buf);
+	buf[0] = 1;
+	buf[PAGE / 8] = 2;
+	ASSERT_EQ(0, park_at(self->fd, TLBRACE_POINT_RANGE_START_EXIT, buf, 1 << EV_CLEAR));
+	ASSERT_EQ(0, pthread_create(&t, NULL, cpu_dontneed, &z));
+	ASSERT_EQ(0, inj_wait_parked(self->fd, 0, 1, 5000));
+	ASSERT_EQ(0, dev_read(self->fd, &buf[PAGE / 8], &v, NULL));
+	ASSERT_EQ(2, v);
+	ASSERT_EQ(0, inj_status(self->fd, &st));
+	ASSERT_EQ(1, st.arms[0].parked);
+	ASSERT_EQ(0, read_past_park(self->fd, buf, &r));
+	ASSERT_EQ(0, r.err);
+	ASSERT_EQ(0, pthread_join(t, NULL));
+	ASSERT_EQ(0, dev_read(self->fd, buf, &v, NULL));
+	ASSERT_EQ(variant->contract == NONE ? 1 : 0, v);
+	inj_disarm(self->fd, TLBRACE_ALL_ARMS);
+	munmap((void *)buf, 2 * PAGE);
+}
+
 /* A park nobody releases ends by its timeout. */
 TEST_F(race, park_times_out)
 {
