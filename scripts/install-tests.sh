@@ -24,7 +24,7 @@ guest=$top/selftests/guest
 mkdir -p "$dir/modules"
 rm -f "$dir"/modules/*.ko
 cp "$guest"/run_tests.sh "$guest"/markers.sh "$guest"/kunit.sh "$guest"/load_modules.sh \
-	"$guest"/demo.sh "$guest"/bench.sh "$guest"/suites "$dir/"
+	"$guest"/demo.sh "$guest"/bench.sh "$guest"/cli.sh "$guest"/suites "$dir/"
 cp "$bins"/* "$dir/"
 cp "$top/selftests/config" "$dir/config"
 for m in "$@"; do

@@ -19,38 +19,8 @@
 #include <sys/prctl.h>
 #include <sys/wait.h>
 
-#include "tlbrace_scenarios.h"
+#include "tlbrace_matrix.h"
 #include "kselftest_harness.h"
-
-/* ---- the matrix -------------------------------------------------------- */
-
-/*
- * Expected verdicts, per variant: sync, deferred-end, sva, none, then the
- * batched contract with the naive, counter, ranges, ranges-wait and
- * ranges-full trackers.  true = unsafe (must reproduce).
- */
-#define U true
-#define S false
-static const struct scenario cow = {
-	"cow_stale_read", scenario_cow, { S, U, S, U, U, U, U, U, U },
-};
-static const struct scenario overlap = {
-	"overlapping_dontneed", scenario_overlapping_dontneed, { S, S, S, U, U, S, S, S, S },
-};
-static const struct scenario unmap_fill = {
-	"unmap_during_fill", scenario_unmap_during_fill, { S, S, S, U, S, S, S, S, S },
-};
-static const struct scenario uffd_wp = {
-	"uffd_wp_lost_protection", scenario_uffd_wp, { S, S, S, U, S, S, S, S, S },
-};
-static const struct scenario sd = {
-	"soft_dirty_lost", scenario_soft_dirty, { S, S, S, U, S, S, S, S, S },
-};
-static const struct scenario dirty_window = {
-	"dirty_window_lost_dirty", scenario_dirty_window, { S, U, U, U, U, U, U, U, U },
-};
-#undef U
-#undef S
 
 FIXTURE(race)
 {
@@ -72,33 +42,12 @@ FIXTURE_VARIANT_ADD(race, batched_ranges) { .contract = B_RANGES };
 FIXTURE_VARIANT_ADD(race, batched_ranges_wait) { .contract = B_RANGES_WAIT };
 FIXTURE_VARIANT_ADD(race, batched_ranges_full) { .contract = B_RANGES_FULL };
 
-static int configure(int fd, int contract)
-{
-	struct tlbrace_config c = {
-		.size = sizeof(c), .contract = contract_uapi[contract].contract,
-		.tracker = contract_uapi[contract].tracker, .sets = 64, .ways = 4,
-	};
-
-	return tlbrace_err(ioctl(fd, TLBRACE_IOC_CONFIG, &c));
-}
-
 FIXTURE_SETUP(race)
 {
-	/*
-	 * The harness forked this process: its private pages are shared
-	 * copy-on-write with the parent, and the first write to one inside a
-	 * race window is a CLEAR invalidation of its own.  A tracker that
-	 * flushes everything when gathers nest (batched/counter) then flushes
-	 * the very entry the window is about, and the iteration shows no
-	 * violation for a reason that is not the contract's.  mlock populates
-	 * every writable private mapping with write faults: COW is broken up
-	 * front, and nothing stays locked.
-	 */
-	ASSERT_EQ(0, mlockall(MCL_CURRENT));
-	ASSERT_EQ(0, munlockall());
+	ASSERT_EQ(0, break_cow());
 	self->fd = tlbrace_open();
 	ASSERT_GE(self->fd, 0);
-	ASSERT_EQ(0, configure(self->fd, variant->contract));
+	ASSERT_EQ(0, configure_variant(self->fd, variant->contract));
 }
 
 FIXTURE_TEARDOWN(race)
@@ -110,9 +59,6 @@ FIXTURE_TEARDOWN(race)
 #define MATRIX_TIMEOUT_S 900
 /* Invalid iterations (race window not opened) allowed per cell, in %. */
 #define MAX_INVALID_PCT 1
-/* Reasons of invalid iterations printed per cell (all are counted). */
-#define INVALID_SHOWN 3
-
 /*
  * Iterations of a cell: TLBRACE_SAFE_ITERS or TLBRACE_UNSAFE_ITERS, a
  * positive integer (default 1000 and 100 when unset).  Anything else gives
@@ -134,88 +80,75 @@ static int iterations(const char *env, int dflt)
 }
 
 /*
- * Runs one cell: iterations of scenario s on a fresh device each.  An error
- * fails the cell at once; invalid iterations are counted and left out of the
- * rate, and more than MAX_INVALID_PCT % of them fail the cell.
+ * Runs one cell (run_cell() of tlbrace_matrix.h) and asserts it: an error
+ * fails the cell at once; invalid iterations are left out of the rate, and
+ * more than MAX_INVALID_PCT % of them fail the cell.
  */
 static void run_matrix(struct __test_metadata *_metadata, int fd, int contract,
 		       const struct scenario *s)
 {
-	bool unsafe = s->unsafe[contract];
-	const char *env = unsafe ? "TLBRACE_UNSAFE_ITERS" : "TLBRACE_SAFE_ITERS";
-	int n = iterations(env, unsafe ? 100 : 1000), hits = 0, invalid = 0, first = -1;
-	double t0 = now_us(), first_us = -1;
+	bool unsafe;
+	const char *env;
 	long long valid;
+	struct cell c;
+	int n;
 
+	ASSERT_NE(NULL, s);
+	unsafe = s->unsafe[contract];
+	env = unsafe ? "TLBRACE_UNSAFE_ITERS" : "TLBRACE_SAFE_ITERS";
+	n = iterations(env, unsafe ? 100 : 1000);
 	ASSERT_GT(n, 0) TH_LOG("%s=\"%s\": want a positive integer", env, getenv(env));
-	for (int i = 0; i < n; i++) {
-		struct verdict v;
-
-		/* A fresh device each time: "none" keeps stale entries. */
-		ASSERT_EQ(0, dev_flush(fd, TLBRACE_FLUSH_DPT));
-		v = s->run(fd);
-		ASSERT_NE(V_ERROR, v.kind)
-			TH_LOG("%s/%s: iteration %d: %s", s->name, contract_names[contract], i,
-			       v.why);
-		if (v.kind == V_INVALID) {
-			if (invalid++ < INVALID_SHOWN)
-				printf("# %s/%s: iteration %d invalid: %s\n", s->name,
-				       contract_names[contract], i, v.why);
-			fflush(stdout);
-			continue;
-		}
-		if (v.kind == V_VIOLATION && first < 0) {
-			first = i;
-			first_us = now_us() - t0;
-		}
-		hits += v.kind == V_VIOLATION;
-	}
-	valid = n - invalid;
+	ASSERT_EQ(0, run_cell(fd, s, n, &c))
+		TH_LOG("%s/%s: iteration %d: %s", s->name, contract_names[contract], c.error_at,
+		       c.error.why);
+	for (int i = 0; i < c.invalid && i < INVALID_SHOWN; i++)
+		printf("# %s/%s: invalid iteration: %s\n", s->name, contract_names[contract],
+		       c.invalid_why[i]);
+	valid = n - c.invalid;
 	printf("# csv: %s,%s,%s,%d,%d,%d,%d,%.0f,%.0f\n", s->name, contract_names[contract],
-	       unsafe ? "unsafe" : "safe", n, invalid, hits, first, first_us,
-	       (now_us() - t0) / n);
+	       unsafe ? "unsafe" : "safe", n, c.invalid, c.violations, c.first, c.first_us,
+	       c.us_per_iteration);
 	/* A failed ASSERT aborts: what was printed must be out first. */
 	fflush(stdout);
-	ASSERT_LE(invalid * 100LL, n * (long long)MAX_INVALID_PCT)
-		TH_LOG("%d of %d iterations invalid (race window not opened)", invalid, n);
-	if (unsafe) {
-		ASSERT_GE(hits * 100LL, valid * 99)
-			TH_LOG("%d violations in %lld valid iterations", hits, valid);
-	} else {
-		ASSERT_EQ(0, hits) TH_LOG("%d violations in %lld valid iterations", hits, valid);
-	}
+	ASSERT_TRUE(cell_as_expected(&c, unsafe, MAX_INVALID_PCT))
+		TH_LOG("%s: %d violations in %lld valid iterations, %d of %d invalid (at most "
+		       "%d %% may be: race window not opened)%s%s", unsafe ? "unsafe" : "safe",
+		       c.violations, valid, c.invalid, n, MAX_INVALID_PCT,
+		       c.violations && !unsafe ? "; " : "", c.violations && !unsafe ?
+		       c.violation.why : "");
 }
 
-#define RUN_MATRIX(s) run_matrix(_metadata, self->fd, variant->contract, &(s))
+#define RUN_MATRIX(name) \
+	run_matrix(_metadata, self->fd, variant->contract, scenario_by_name(#name))
 
 TEST_F_TIMEOUT(race, cow_stale_read, MATRIX_TIMEOUT_S)
 {
-	RUN_MATRIX(cow);
+	RUN_MATRIX(cow_stale_read);
 }
 
 TEST_F_TIMEOUT(race, overlapping_dontneed, MATRIX_TIMEOUT_S)
 {
-	RUN_MATRIX(overlap);
+	RUN_MATRIX(overlapping_dontneed);
 }
 
 TEST_F_TIMEOUT(race, unmap_during_fill, MATRIX_TIMEOUT_S)
 {
-	RUN_MATRIX(unmap_fill);
+	RUN_MATRIX(unmap_during_fill);
 }
 
 TEST_F_TIMEOUT(race, uffd_wp_lost_protection, MATRIX_TIMEOUT_S)
 {
-	RUN_MATRIX(uffd_wp);
+	RUN_MATRIX(uffd_wp_lost_protection);
 }
 
 TEST_F_TIMEOUT(race, soft_dirty_lost, MATRIX_TIMEOUT_S)
 {
-	RUN_MATRIX(sd);
+	RUN_MATRIX(soft_dirty_lost);
 }
 
 TEST_F_TIMEOUT(race, dirty_window_lost_dirty, MATRIX_TIMEOUT_S)
 {
-	RUN_MATRIX(dirty_window);
+	RUN_MATRIX(dirty_window_lost_dirty);
 }
 
 /* ---- bounded and safe --------------------------------------------------- */
@@ -348,7 +281,7 @@ TEST_F(race, sigkill_while_parked)
 		struct zapper z = { .p = map_page() };
 		pthread_t t;
 
-		if (fd < 0 || !z.p || configure(fd, variant->contract))
+		if (fd < 0 || !z.p || configure_variant(fd, variant->contract))
 			_exit(2);
 		*z.p = 1;
 		if (park_at(fd, TLBRACE_POINT_RANGE_END_ENTER, z.p, 0) ||

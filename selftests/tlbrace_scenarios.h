@@ -95,6 +95,7 @@ struct scenario {
 	const char *name;
 	struct verdict (*run)(int fd);
 	bool unsafe[NR_CONTRACTS];
+	const char *what;	/* the race, and the seed thread it comes from */
 };
 
 /*
@@ -316,9 +317,12 @@ static inline struct verdict scenario_cow(int fd)
 	else if (!parked)
 		ret = verdict_why(V_INVALID, "COW fault not seen parked within %d ms", WAIT_MS);
 	else if (r.value == a)
-		ret = verdict(V_VIOLATION);
+		ret = verdict_why(V_VIOLATION, "device read %#llx, the pre-COW page, after the CPU "
+				  "wrote %#llx and %#llx to the new one", (unsigned long long)a,
+				  (unsigned long long)c, (unsigned long long)b);
 	else if (r.value == c || (!r.early && r.value == b))
-		ret = verdict(V_CORRECT);
+		ret = verdict_why(V_CORRECT, "device read %#llx, the new page's value",
+				  (unsigned long long)r.value);
 	else
 		ret = verdict_why(V_ERROR,
 				  "device read %#llx %s the release; CPU wrote %#llx, then %#llx",
@@ -400,8 +404,11 @@ static inline struct verdict scenario_unmap_during_fill(int fd)
 		;
 	else if (!parked)
 		ret = verdict_why(V_INVALID, "device fault not seen parked within %d ms", WAIT_MS);
+	else if (r.err)
+		ret = verdict_why(V_CORRECT, "device read failed with EFAULT after munmap");
 	else
-		ret = verdict(r.err ? V_CORRECT : V_VIOLATION);
+		ret = verdict_why(V_VIOLATION, "device read 0x55 after munmap returned: it "
+				  "filled a page the CPU no longer maps");
 out:
 	inj_disarm(fd, TLBRACE_ALL_ARMS);
 	if (!unmapped)
@@ -494,9 +501,11 @@ static inline struct verdict scenario_uffd_wp(int fd)
 	else if (*m.p != 3)
 		ret = verdict_why(V_ERROR, "device wrote 3, CPU reads %#llx",
 				  (unsigned long long)*m.p);
+	else if (__atomic_load_n(&m.trapped, __ATOMIC_ACQUIRE))
+		ret = verdict_why(V_CORRECT, "device write trapped to the uffd monitor, then landed");
 	else
-		ret = verdict(__atomic_load_n(&m.trapped, __ATOMIC_ACQUIRE) ?
-			      V_CORRECT : V_VIOLATION);
+		ret = verdict_why(V_VIOLATION, "device wrote 3 into the write-protected page with "
+				  "no uffd-wp fault");
 	if (write(stop[1], "x", 1) != 1)
 		ret = verdict_why(V_ERROR, "stopping the monitor: %s", strerror(errno));
 	pthread_join(t, NULL);
@@ -558,8 +567,11 @@ static inline struct verdict scenario_soft_dirty(int fd)
 	err = pagemap_soft_dirty(p, &dirty);
 	if (err)
 		ret = verdict_why(V_ERROR, "pagemap: %s", strerror(err));
+	else if (dirty)
+		ret = verdict_why(V_CORRECT, "device wrote 3 after clear_refs; pagemap: soft-dirty");
 	else
-		ret = verdict(dirty ? V_CORRECT : V_VIOLATION);
+		ret = verdict_why(V_VIOLATION, "device wrote 3 after clear_refs; pagemap: "
+				  "not soft-dirty");
 out:
 	munmap((void *)p, PAGE);
 	return ret;
@@ -673,9 +685,10 @@ join_a:
 	else if (!parked)
 		ret = verdict_why(V_INVALID, "gather A not seen parked within %d ms", WAIT_MS);
 	else if (r.value == 0xd2)
-		ret = verdict(V_VIOLATION);
+		ret = verdict_why(V_VIOLATION, "device read 0xd2, the old page 2, after B's "
+				  "MADV_DONTNEED returned; the CPU reads 0");
 	else if (r.value == 0)
-		ret = verdict(V_CORRECT);
+		ret = verdict_why(V_CORRECT, "device read 0 in page 2, as the CPU");
 	else
 		ret = verdict_why(V_ERROR, "device read %#llx in page 2, want 0 (or 0xd2: stale)",
 				  (unsigned long long)r.value);
@@ -758,7 +771,11 @@ static inline struct verdict scenario_dirty_window(int fd)
 	if (err)
 		ret = verdict_why(V_ERROR, "pagemap: %s", strerror(err));
 	else
-		ret = verdict(dirty ? V_CORRECT : V_VIOLATION);
+		ret = verdict_why(dirty ? V_CORRECT : V_VIOLATION,
+				  "device wrote 3 %s; after clear_refs the page is %ssoft-dirty",
+				  st.arms[0].access_error == -ENOENT ?
+				  "after clear_refs, through a fault" :
+				  "inside clear_refs, through its dTLB", dirty ? "" : "not ");
 out:
 	inj_disarm(fd, TLBRACE_ALL_ARMS);
 	munmap((void *)p, PAGE);

@@ -1,21 +1,25 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * tlbrace - command-line front end of /dev/tlbrace.
- *
- *   tlbrace info     print the module's ABI version and what it offers
- *   tlbrace demo     show a missed invalidation: the device reads through
- *                    its TLB after MADV_DONTNEED, under each contract
+ * tlbrace - command-line front end of /dev/tlbrace: races from the shell.
+ * The race commands run the same scenario code as the race matrix of the
+ * selftests (selftests/tlbrace_matrix.h).  `tlbrace --help` says it all;
+ * Documentation/tool.rst is its manual.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <linux/tlbrace.h>
+
+#include "tlbrace_matrix.h"
 
 static const struct {
 	const char *name;
@@ -29,9 +33,36 @@ static const struct {
 	{ "batched", TLBRACE_CONTRACT_BATCHED, "gathers; dTLB flushed at close (naive tracker)" },
 };
 
+static const char help[] =
+"usage: tlbrace COMMAND [OPTIONS]\n"
+"\n"
+"  info                      the module's ABI version and the contracts it offers\n"
+"  list                      the seed race scenarios and their expected verdicts\n"
+"  race SCENARIO [-c CONTRACT | -t TRACKER] [-n ITERS]\n"
+"                            run one seed race and print the verdict with its\n"
+"                            evidence (what the CPU and the device saw), the hit\n"
+"                            rate and the time to the first hit\n"
+"  matrix [-n ITERS] [-s SCENARIO] [-c CONTRACT]\n"
+"                            every scenario under every contract (or those named)\n"
+"  stats [PID]               the statistics of every open device (or PID's), from\n"
+"                            /sys/kernel/debug/tlbrace\n"
+"  demo                      a missed invalidation under each contract\n"
+"\n"
+"  -c, --contract C   sync, deferred-end, sva, none, batched/naive, batched/counter,\n"
+"                     batched/ranges, batched/ranges-wait, batched/ranges-full\n"
+"  -t, --tracker T    the batched contract with tracker T (naive, counter, ranges, ...)\n"
+"  -n, --iters N      iterations per cell (default 100)\n"
+"  -s, --scenario S   only this scenario (matrix)\n"
+"  -h, --help         this text\n"
+"\n"
+"Exit status: 0 when every cell showed what the matrix expects (an unsafe one\n"
+"reproduces in >= 99 % of its valid iterations, a safe one never, at most 1 %\n"
+"invalid), 1 when one did not, 2 on bad usage or an error.  Needs root and\n"
+"tlbrace.ko.\n";
+
 static int usage(void)
 {
-	fprintf(stderr, "usage: tlbrace info|demo\n");
+	fputs(help, stderr);
 	return 2;
 }
 
@@ -101,13 +132,249 @@ static int cmd_demo(void)
 	return 0;
 }
 
+/* At most 1 % of a cell's iterations may have missed their race window. */
+#define MAX_INVALID_PCT 1
+
+static int scenarios_list(void)
+{
+	printf("%-26s %s\n%-26s", "scenario", "verdict per contract (U: unsafe, s: safe)", "");
+	for (int v = 0; v < NR_CONTRACTS; v++)
+		printf(" %d", v);
+	printf("\n");
+	for (unsigned int i = 0; i < NR_SCENARIOS; i++) {
+		printf("%-26s", matrix[i].name);
+		for (int v = 0; v < NR_CONTRACTS; v++)
+			printf(" %c", matrix[i].unsafe[v] ? 'U' : 's');
+		printf("\n  %s\n", matrix[i].what);
+	}
+	printf("contracts:");
+	for (int v = 0; v < NR_CONTRACTS; v++)
+		printf(" %d=%s", v, contract_names[v]);
+	printf("\n");
+	return 0;
+}
+
+/* Runs one cell; prints it (verbose: with its evidence).  0, 1 or 2. */
+static int cell(const struct scenario *s, int v, int n, bool verbose)
+{
+	bool unsafe = s->unsafe[v], ok;
+	int fd = open_dev(), err;
+	struct cell c;
+
+	if (fd < 0)
+		return 2;
+	err = configure_variant(fd, v);
+	if (err) {
+		fprintf(stderr, "tlbrace: CONFIG %s: %s\n", contract_names[v], strerror(err));
+		close(fd);
+		return 2;
+	}
+	err = run_cell(fd, s, n, &c);
+	close(fd);
+	if (err) {
+		fprintf(stderr, "tlbrace: %s/%s: iteration %d: %s\n", s->name, contract_names[v],
+			c.error_at, c.error.why);
+		return 2;
+	}
+	ok = cell_as_expected(&c, unsafe, MAX_INVALID_PCT);
+	if (!verbose) {
+		int valid = c.iterations - c.invalid;
+
+		printf("%-26s %-20s %-6s %6d %7d %6d %6.1f%%  %s\n", s->name,
+		       contract_names[v], unsafe ? "unsafe" : "safe", c.iterations, c.invalid,
+		       c.violations, valid ? 100.0 * c.violations / valid : 0.0,
+		       ok ? "as expected" : "NOT AS EXPECTED");
+		fflush(stdout);
+		return !ok;
+	}
+	printf("scenario   %s\n           %s\n", s->name, s->what);
+	printf("contract   %s\n", contract_names[v]);
+	printf("expected   %s\n", unsafe ? "unsafe: a violation in >= 99 % of valid iterations" :
+	       "safe: no violation");
+	printf("result     %d of %d valid iterations violated (%.1f %%), %d correct, "
+	       "%d invalid (window not opened)\n", c.violations, c.iterations - c.invalid,
+	       c.iterations - c.invalid ? 100.0 * c.violations / (c.iterations - c.invalid) : 0.0,
+	       c.correct, c.invalid);
+	if (c.first >= 0)
+		printf("first hit  iteration %d, after %.1f ms\n", c.first, c.first_us / 1000);
+	printf("time       %.2f ms per iteration\n", c.us_per_iteration / 1000);
+	if (c.violations)
+		printf("evidence   violation: %s\n", c.violation.why);
+	if (c.correct)
+		printf("evidence   correct: %s\n", c.correct_one.why);
+	for (int i = 0; i < c.invalid && i < INVALID_SHOWN; i++)
+		printf("invalid    %s\n", c.invalid_why[i]);
+	printf("verdict    %s%s\n", c.violations ? "UNSAFE" : "safe",
+	       ok ? " (as the matrix expects)" : " (NOT what the matrix expects)");
+	return !ok;
+}
+
+struct options {
+	const char *scenario;
+	int contract;	/* -1: every one */
+	int iters;
+};
+
+static int parse(int argc, char **argv, struct options *o)
+{
+	static const struct option longopts[] = {
+		{ "contract", required_argument, NULL, 'c' },
+		{ "tracker", required_argument, NULL, 't' },
+		{ "iters", required_argument, NULL, 'n' },
+		{ "scenario", required_argument, NULL, 's' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	char name[64], *end;
+	int opt;
+	long n;
+
+	*o = (struct options){ .contract = -1, .iters = 100 };
+	while ((opt = getopt_long(argc, argv, "c:t:n:s:h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+		case 't':
+			snprintf(name, sizeof(name), "%s%s", opt == 't' ? "batched/" : "", optarg);
+			o->contract = contract_by_name(name);
+			if (o->contract < 0) {
+				fprintf(stderr, "tlbrace: no contract %s (see tlbrace list)\n", name);
+				return 2;
+			}
+			break;
+		case 'n':
+			errno = 0;
+			n = strtol(optarg, &end, 10);
+			if (errno || *end || n <= 0 || n > 1000000) {
+				fprintf(stderr, "tlbrace: --iters %s: want 1..1000000\n", optarg);
+				return 2;
+			}
+			o->iters = n;
+			break;
+		case 's':
+			o->scenario = optarg;
+			break;
+		case 'h':
+			fputs(help, stdout);
+			exit(0);
+		default:
+			return usage();
+		}
+	}
+	if (o->scenario && !scenario_by_name(o->scenario)) {
+		fprintf(stderr, "tlbrace: no scenario %s (see tlbrace list)\n", o->scenario);
+		return 2;
+	}
+	return 0;
+}
+
+static int cmd_race(int argc, char **argv)
+{
+	struct options o;
+	int err = parse(argc, argv, &o);
+
+	if (err)
+		return err;
+	if (optind != argc - 1 || o.scenario)
+		return usage();
+	o.scenario = argv[optind];
+	if (!scenario_by_name(o.scenario)) {
+		fprintf(stderr, "tlbrace: no scenario %s (see tlbrace list)\n", o.scenario);
+		return 2;
+	}
+	if (break_cow())
+		return 2;
+	return cell(scenario_by_name(o.scenario), o.contract < 0 ? SYNC : o.contract, o.iters,
+		    true);
+}
+
+static int cmd_matrix(int argc, char **argv)
+{
+	struct options o;
+	int err = parse(argc, argv, &o), rc = 0;
+
+	if (err)
+		return err;
+	if (optind != argc)
+		return usage();
+	if (break_cow())
+		return 2;
+	printf("%-26s %-20s %-6s %6s %6s %6s %7s\n", "scenario", "contract", "expect", "iters",
+	       "invalid", "hits", "rate");
+	for (unsigned int i = 0; i < NR_SCENARIOS; i++) {
+		if (o.scenario && strcmp(o.scenario, matrix[i].name))
+			continue;
+		for (int v = 0; v < NR_CONTRACTS; v++) {
+			if (o.contract >= 0 && v != o.contract)
+				continue;
+			err = cell(&matrix[i], v, o.iters, false);
+			if (err == 2)
+				return 2;
+			rc |= err;
+		}
+	}
+	return rc;
+}
+
+/* The stats files of every open device, or of process pid's. */
+static int cmd_stats(int argc, char **argv)
+{
+	const char *root = "/sys/kernel/debug/tlbrace";
+	char prefix[32] = "", path[512], line[256];
+	struct dirent *e;
+	int shown = 0;
+	DIR *d;
+
+	if (argc > 2)
+		return usage();
+	if (argc == 2)
+		snprintf(prefix, sizeof(prefix), "%d-", atoi(argv[1]));
+	d = opendir(root);
+	if (!d) {
+		fprintf(stderr, "tlbrace: %s: %s (debugfs mounted? tlbrace.ko loaded?)\n", root,
+			strerror(errno));
+		return 2;
+	}
+	while ((e = readdir(d))) {
+		FILE *f;
+
+		if (e->d_name[0] == '.' || strncmp(e->d_name, prefix, strlen(prefix)))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s/stats", root, e->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		printf("== %s (process-device)\n", e->d_name);
+		while (fgets(line, sizeof(line), f))
+			fputs(line, stdout);
+		fclose(f);
+		shown++;
+	}
+	closedir(d);
+	if (!shown)
+		printf("no open tlbrace device%s%s\n", *prefix ? " of process " : "",
+		       *prefix ? argv[1] : "");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
-	if (argc != 2)
-		return usage();
-	if (!strcmp(argv[1], "info"))
+	const char *cmd = argc > 1 ? argv[1] : "";
+
+	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+		fputs(help, stdout);
+		return 0;
+	}
+	if (!strcmp(cmd, "info") && argc == 2)
 		return cmd_info();
-	if (!strcmp(argv[1], "demo"))
+	if (!strcmp(cmd, "demo") && argc == 2)
 		return cmd_demo();
+	if (!strcmp(cmd, "list") && argc == 2)
+		return scenarios_list();
+	if (!strcmp(cmd, "race"))
+		return cmd_race(argc - 1, argv + 1);
+	if (!strcmp(cmd, "matrix"))
+		return cmd_matrix(argc - 1, argv + 1);
+	if (!strcmp(cmd, "stats"))
+		return cmd_stats(argc - 1, argv + 1);
 	return usage();
 }
