@@ -52,6 +52,7 @@ suite setup setup
 suite kunit ./kunit.sh
 suite tlbrace_basic ./tlbrace_basic
 suite tlbrace_coherence ./tlbrace_coherence
+suite tlbrace_lifecycle ./tlbrace_lifecycle
 suite tlbrace_races ./tlbrace_races
 suite tlbrace_trackers ./tlbrace_trackers
 suite hmm-tests ./hmm-tests
