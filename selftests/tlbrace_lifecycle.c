@@ -130,8 +130,7 @@ static const char *const rel_what[] = {
 	[REL_NOT_PINNED] = "control: sealing did not fail with EBUSY while the device held it",
 	[REL_NO_STALE_HIT] = "control: the device did not read 2 through its kept translation",
 	[REL_REPORT] = "owner could not report the holder",
-	[REL_SEAL] = "the page was still referenced after the owner exited (seal failed): "
-		     "release did not drop the translation",
+	[REL_SEAL] = "seal failed after the owner exited: release kept the translation",
 	[REL_NOT_EPERM] = "an access through the held fd did not fail with EPERM",
 	[REL_MEMORY] = "memory changed after release",
 	[REL_GATE] = "holder could not wait for the owner's exit",
