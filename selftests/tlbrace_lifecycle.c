@@ -230,7 +230,8 @@ TEST_F(lc, range_end_exit_delay_sleeps)
 	EXPECT_FALSE(DELAYED(t.cpu, us));
 	self->p[0] = 1;
 	ASSERT_EQ(0, timed_madvise((void *)self->p, PAGE, MADV_DONTNEED, &t));
-	EXPECT_FALSE(DELAYED(t.wall, us)) TH_LOG("count 1, yet delayed twice: %lld us", t.wall / 1000);
+	EXPECT_FALSE(DELAYED(t.wall, us))
+		TH_LOG("count 1, yet delayed twice: %lld us", t.wall / 1000);
 }
 
 /*
