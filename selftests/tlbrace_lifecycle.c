@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -273,6 +274,100 @@ TEST_F(lc, secondary_tlbs_delay_spins)
 	EXPECT_TRUE(DELAYED(min_wall, arms * us));
 	/* A spin: a sleeping delay costs no CPU time. */
 	EXPECT_TRUE(DELAYED(min_cpu, arms * us));
+}
+
+/*
+ * In a range callback that may not sleep, a delay spins, cut to
+ * TLBRACE_DELAY_ATOMIC_MAX_US.  process_mrelease() reaps a dying process's
+ * memory with the OOM reaper's non-blockable invalidations.  The victim is
+ * kept from exiting (its mm alive) by sleeping delays in a MADV_DONTNEED
+ * (blockable: two arms of 100 ms, an uninterruptible sleep); six arms of
+ * 100 ms for its UNMAP invalidations then fire in the reaper, each a 1 ms
+ * spin: process_mrelease() takes them in CPU time, far from 600 ms.
+ */
+static char proc_state(pid_t pid)
+{
+	char path[64], buf[256], *p;
+	int fd, n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	p = strrchr(buf, ')');
+	return p && p[1] ? p[2] : 0;
+}
+
+static int timed_mrelease(int pidfd, struct timing *t)
+{
+	long long w0 = clock_ns(CLOCK_MONOTONIC), c0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+	int ret = syscall(SYS_process_mrelease, pidfd, 0);
+
+	t->cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID) - c0;
+	t->wall = clock_ns(CLOCK_MONOTONIC) - w0;
+	return ret;
+}
+
+TEST(delay_spins_in_nonblockable_range)
+{
+	const __u32 us = TLBRACE_DELAY_MAX_US, sleeps = 2, spins = 6;
+	int status, ready[2], pidfd, ret, state = 0;
+	struct timing t;
+	pid_t pid;
+	char c;
+
+	ASSERT_EQ(0, pipe(ready));
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		volatile __u64 *p = map_page();
+		int fd = tlbrace_open();
+		struct tlbrace_inject a = { .action = TLBRACE_ACTION_DELAY, .delay_us = us,
+					    .point = TLBRACE_POINT_RANGE_START_ENTER };
+
+		if (!p || fd < 0)
+			_exit(2);
+		a.start = (uintptr_t)p;
+		a.end = a.start + PAGE;
+		for (a.id = 0; a.id < sleeps + spins; a.id++) {
+			/* MMU_NOTIFY_UNMAP is 0. */
+			a.events = a.id < sleeps ? 1 << EV_CLEAR : 1 << 0;
+			if (inj_arm(fd, &a))
+				_exit(3);
+		}
+		if (write(ready[1], "r", 1) != 1)
+			_exit(4);
+		for (;;) {
+			p[0] = 1;
+			madvise((void *)p, PAGE, MADV_DONTNEED);
+		}
+	}
+	ASSERT_EQ(1, read(ready[0], &c, 1));
+	pidfd = syscall(SYS_pidfd_open, pid, 0);
+	ASSERT_GE(pidfd, 0);
+	/* Wait until the victim sleeps in a delay (bounded: 5 s). */
+	for (int i = 0; i < 50000 && state != 'D'; i++) {
+		state = proc_state(pid);
+		usleep(100);
+	}
+	ASSERT_EQ('D', state);
+	ASSERT_EQ(0, kill(pid, SIGKILL));
+	ret = timed_mrelease(pidfd, &t);
+	TH_LOG("process_mrelease: %d, wall %lld us, CPU %lld us", ret, t.wall / 1000,
+	       t.cpu / 1000);
+	EXPECT_EQ(0, ret) TH_LOG("%s", strerror(errno));
+	/* Spun: the delays cost CPU time ... */
+	EXPECT_TRUE(DELAYED(t.cpu, spins * TLBRACE_DELAY_ATOMIC_MAX_US));
+	/* ... cut to TLBRACE_DELAY_ATOMIC_MAX_US each. */
+	EXPECT_FALSE(DELAYED(t.wall, spins * us));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	close(pidfd);
 }
 
 /*
