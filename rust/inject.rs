@@ -378,11 +378,14 @@ fn slot_ids(id: u32) -> Result<core::ops::Range<usize>> {
     }
 }
 
+/// Waits `us` microseconds: sleeps if the context may, else spins for at
+/// most `TLBRACE_DELAY_ATOMIC_MAX_US` (`udelay()` takes at most
+/// `MAX_UDELAY_MS`, and a callback that may not sleep must not stall long).
 fn delay(us: u32, can_sleep: bool) {
-    let d = Delta::from_micros(i64::from(us));
     if can_sleep {
-        fsleep(d);
+        fsleep(Delta::from_micros(i64::from(us)));
     } else {
-        udelay(d);
+        let us = us.min(uapi::TLBRACE_DELAY_ATOMIC_MAX_US);
+        udelay(Delta::from_micros(i64::from(us)));
     }
 }

@@ -373,7 +373,8 @@ struct tlbrace_stats {
  * @nth:          fire from the nth matching pass on (0 and 1: the first)
  * @count:        fire at most this many times (0: no limit)
  * @delay_us:     DELAY: 1..TLBRACE_DELAY_MAX_US (TLBRACE_DELAY_ATOMIC_MAX_US
- *                at SECONDARY_TLBS, where it spins)
+ *                at SECONDARY_TLBS, where it spins; in a range callback that
+ *                may not sleep it spins too, cut to TLBRACE_DELAY_ATOMIC_MAX_US)
  * @timeout_ms:   PARK: bound of the park, 0 for TLBRACE_PARK_DEFAULT_MS, at
  *                most TLBRACE_PARK_MAX_MS
  * @release_on:   PARK: TLBRACE_RELEASE_BY_IOCTL, or the id of another arm
