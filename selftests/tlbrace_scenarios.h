@@ -520,6 +520,27 @@ out:
 }
 
 /*
+ * The verdict of a device write of 3 to p made after clear_refs (how says
+ * when, err is its errno): the CPU must read 3, and the page must be
+ * soft-dirty again; a clean page is the lost-dirty violation.
+ */
+static inline struct verdict dirty_verdict(volatile __u64 *p, int err, const char *how)
+{
+	bool dirty = false;
+
+	if (err)
+		return verdict_why(V_ERROR, "device write %s failed: %s", how, strerror(err));
+	if (*p != 3)
+		return verdict_why(V_ERROR, "device wrote 3 %s, CPU reads %#llx", how,
+				   (unsigned long long)*p);
+	err = pagemap_soft_dirty(p, &dirty);
+	if (err)
+		return verdict_why(V_ERROR, "pagemap: %s", strerror(err));
+	return verdict_why(dirty ? V_CORRECT : V_VIOLATION,
+			   "device wrote 3 %s; the page is %ssoft-dirty", how, dirty ? "" : "not ");
+}
+
+/*
  * The same with soft-dirty tracking (CRIU, live migration): after
  * clear_refs returned (the page is clean), the device writes 3.
  *
@@ -554,24 +575,7 @@ static inline struct verdict scenario_soft_dirty(int fd)
 				  strerror(err), dirty);
 		goto out;
 	}
-	err = dev_write(fd, p, 3, NULL);
-	if (err) {
-		ret = verdict_why(V_ERROR, "device write failed: %s", strerror(err));
-		goto out;
-	}
-	if (*p != 3) {
-		ret = verdict_why(V_ERROR, "device wrote 3, CPU reads %#llx",
-				  (unsigned long long)*p);
-		goto out;
-	}
-	err = pagemap_soft_dirty(p, &dirty);
-	if (err)
-		ret = verdict_why(V_ERROR, "pagemap: %s", strerror(err));
-	else if (dirty)
-		ret = verdict_why(V_CORRECT, "device wrote 3 after clear_refs; pagemap: soft-dirty");
-	else
-		ret = verdict_why(V_VIOLATION, "device wrote 3 after clear_refs; pagemap: "
-				  "not soft-dirty");
+	ret = dirty_verdict(p, dev_write(fd, p, 3, NULL), "after clear_refs");
 out:
 	munmap((void *)p, PAGE);
 	return ret;
@@ -722,7 +726,6 @@ static inline struct verdict scenario_dirty_window(int fd)
 		.access_op = TLBRACE_INJ_WRITE, .access_value = 3,
 	};
 	struct tlbrace_inject_status st;
-	bool dirty = false;
 	struct verdict ret;
 	int err;
 
@@ -752,30 +755,11 @@ static inline struct verdict scenario_dirty_window(int fd)
 		goto out;
 	}
 	if (st.arms[0].access_error == -ENOENT)
-		err = dev_write(fd, p, 3, NULL);
+		ret = dirty_verdict(p, dev_write(fd, p, 3, NULL),
+				    "after clear_refs, through a fault");
 	else
-		err = -st.arms[0].access_error;
-	if (err) {
-		bool injected = st.arms[0].access_error != -ENOENT;
-
-		ret = verdict_why(V_ERROR, "device write (%s) failed: %s",
-				  injected ? "injected" : "after clear_refs", strerror(err));
-		goto out;
-	}
-	if (*p != 3) {
-		ret = verdict_why(V_ERROR, "device wrote 3, CPU reads %#llx",
-				  (unsigned long long)*p);
-		goto out;
-	}
-	err = pagemap_soft_dirty(p, &dirty);
-	if (err)
-		ret = verdict_why(V_ERROR, "pagemap: %s", strerror(err));
-	else
-		ret = verdict_why(dirty ? V_CORRECT : V_VIOLATION,
-				  "device wrote 3 %s; after clear_refs the page is %ssoft-dirty",
-				  st.arms[0].access_error == -ENOENT ?
-				  "after clear_refs, through a fault" :
-				  "inside clear_refs, through its dTLB", dirty ? "" : "not ");
+		ret = dirty_verdict(p, -st.arms[0].access_error,
+				    "inside clear_refs, through its dTLB");
 out:
 	inj_disarm(fd, TLBRACE_ALL_ARMS);
 	munmap((void *)p, PAGE);
