@@ -23,6 +23,20 @@ use kernel::{
 
 include!("uapi_generated.rs");
 
+// The event numbers of the uapi are the kernel's: a kernel whose enum
+// mmu_notifier_event differs fails to build the module here.
+const _: () = {
+    use kernel::bindings as b;
+    assert!(TLBRACE_EVENT_UNMAP == b::mmu_notifier_event_MMU_NOTIFY_UNMAP);
+    assert!(TLBRACE_EVENT_CLEAR == b::mmu_notifier_event_MMU_NOTIFY_CLEAR);
+    assert!(TLBRACE_EVENT_PROTECTION_VMA == b::mmu_notifier_event_MMU_NOTIFY_PROTECTION_VMA);
+    assert!(TLBRACE_EVENT_PROTECTION_PAGE == b::mmu_notifier_event_MMU_NOTIFY_PROTECTION_PAGE);
+    assert!(TLBRACE_EVENT_SOFT_DIRTY == b::mmu_notifier_event_MMU_NOTIFY_SOFT_DIRTY);
+    assert!(TLBRACE_EVENT_RELEASE == b::mmu_notifier_event_MMU_NOTIFY_RELEASE);
+    assert!(TLBRACE_EVENT_MIGRATE == b::mmu_notifier_event_MMU_NOTIFY_MIGRATE);
+    assert!(TLBRACE_EVENT_EXCLUSIVE == b::mmu_notifier_event_MMU_NOTIFY_EXCLUSIVE);
+};
+
 /// Builds the number of an `_IOWR` command of this device.
 const fn iowr<T>(nr: u32) -> u32 {
     _IOWR::<T>(TLBRACE_IOC_MAGIC as u32, nr)

@@ -527,7 +527,7 @@ TEST_F(coh, fill_during_cow_sees_new_page)
 	const __u64 old0 = 0xa0, old1 = 0xa1;
 	struct tlbrace_inject park = {
 		.point = TLBRACE_POINT_RANGE_END_ENTER, .action = TLBRACE_ACTION_PARK,
-		.events = 1 << 1 /* MMU_NOTIFY_CLEAR */, .count = 1, .timeout_ms = 5000,
+		.events = TLBRACE_EVENT_BIT(TLBRACE_EVENT_CLEAR), .count = 1, .timeout_ms = 5000,
 		.release_on = TLBRACE_RELEASE_BY_IOCTL,
 	};
 	struct tlbrace_snapshot_entry e;
@@ -714,7 +714,7 @@ TEST_F(coh, stale_ring_records_address_and_event)
 	} else {
 		ASSERT_EQ(1, st.ring_count);
 		ASSERT_EQ((uintptr_t)buf + 64, st.ring[0].addr);
-		ASSERT_EQ(1 /* MMU_NOTIFY_CLEAR */, st.ring[0].event);
+		ASSERT_EQ(TLBRACE_EVENT_CLEAR, st.ring[0].event);
 		ASSERT_EQ(TLBRACE_STALE_READ, st.ring[0].kind);
 	}
 	munmap(buf, PAGE);

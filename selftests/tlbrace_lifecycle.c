@@ -26,9 +26,6 @@
 #include "tlbrace_lib.h"
 #include "kselftest_harness.h"
 
-/* enum mmu_notifier_event is not uapi; MMU_NOTIFY_CLEAR is 1. */
-#define EV_CLEAR	1
-
 #define MS		1000000LL /* ns */
 
 /*
@@ -82,7 +79,7 @@ static int arm_delay(int fd, __u32 id, __u32 point, volatile void *p, __u32 us, 
 
 	/* SECONDARY_TLBS passes have no event to filter on. */
 	if (point != TLBRACE_POINT_SECONDARY_TLBS)
-		a.events = 1 << EV_CLEAR;
+		a.events = TLBRACE_EVENT_BIT(TLBRACE_EVENT_CLEAR);
 	return inj_arm(fd, &a);
 }
 
@@ -340,7 +337,7 @@ TEST(delay_spins_in_nonblockable_range)
 		for (__u32 i = 1; i < vmas; i += 2)
 			if (mprotect(v + i * PAGE, PAGE, PROT_READ))
 				_exit(2);
-		a.events = 1 << EV_CLEAR;
+		a.events = TLBRACE_EVENT_BIT(TLBRACE_EVENT_CLEAR);
 		for (a.id = 0; a.id < sleeps + spins; a.id++) {
 			a.start = a.id < sleeps ? (uintptr_t)p : (uintptr_t)v;
 			a.end = a.start + (a.id < sleeps ? PAGE : vmas * PAGE);

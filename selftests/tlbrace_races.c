@@ -186,7 +186,7 @@ TEST_F(race, fault_waits_only_for_its_page)
 	ASSERT_NE(MAP_FAILED, buf);
 	buf[0] = 1;
 	buf[PAGE / 8] = 2;
-	ASSERT_EQ(0, park_at(self->fd, TLBRACE_POINT_RANGE_START_EXIT, buf, 1 << EV_CLEAR));
+	ASSERT_EQ(0, park_at(self->fd, TLBRACE_POINT_RANGE_START_EXIT, buf, TLBRACE_EVENT_BIT(TLBRACE_EVENT_CLEAR)));
 	ASSERT_EQ(0, pthread_create(&t, NULL, cpu_dontneed, &z));
 	ASSERT_EQ(0, inj_wait_parked(self->fd, 0, 1, 5000));
 	ASSERT_EQ(0, dev_read(self->fd, &buf[PAGE / 8], &v, NULL));

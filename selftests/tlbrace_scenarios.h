@@ -21,10 +21,6 @@
 
 #include "tlbrace_lib.h"
 
-/* Event numbers of enum mmu_notifier_event (not in the uapi). */
-#define EV_CLEAR	1
-#define EV_SOFT_DIRTY	4
-
 /* Contract (and, for batched, tracker) variants of the matrix. */
 enum {
 	SYNC, DEFERRED_END, SVA, NONE,
@@ -288,7 +284,7 @@ static inline struct verdict scenario_cow(int fd)
 				  (unsigned long long)a);
 		goto out;
 	}
-	err = park_at(fd, TLBRACE_POINT_RANGE_END_ENTER, w.p, 1 << EV_CLEAR);
+	err = park_at(fd, TLBRACE_POINT_RANGE_END_ENTER, w.p, TLBRACE_EVENT_BIT(TLBRACE_EVENT_CLEAR));
 	if (err) {
 		ret = verdict_why(V_ERROR, "INJECT_ARM: %s", strerror(err));
 		goto out;
@@ -642,7 +638,7 @@ static inline struct verdict scenario_overlapping_dontneed(int fd)
 			goto out;
 		}
 	}
-	err = park_at(fd, TLBRACE_POINT_RANGE_END_ENTER, a.p, 1 << EV_CLEAR);
+	err = park_at(fd, TLBRACE_POINT_RANGE_END_ENTER, a.p, TLBRACE_EVENT_BIT(TLBRACE_EVENT_CLEAR));
 	if (err) {
 		ret = verdict_why(V_ERROR, "INJECT_ARM: %s", strerror(err));
 		goto out;
@@ -722,7 +718,7 @@ static inline struct verdict scenario_dirty_window(int fd)
 	volatile __u64 *p = map_page();
 	struct tlbrace_inject a = {
 		.id = 0, .point = TLBRACE_POINT_RANGE_END_ENTER, .action = TLBRACE_ACTION_ACCESS,
-		.events = 1 << EV_SOFT_DIRTY, .count = 1,
+		.events = TLBRACE_EVENT_BIT(TLBRACE_EVENT_SOFT_DIRTY), .count = 1,
 		.access_op = TLBRACE_INJ_WRITE, .access_value = 3,
 	};
 	struct tlbrace_inject_status st;

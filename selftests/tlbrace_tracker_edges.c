@@ -48,7 +48,7 @@ static int park_range(int fd, __u32 id, __u32 point, volatile void *p, size_t le
 {
 	struct tlbrace_inject a = {
 		.id = id, .point = point, .action = TLBRACE_ACTION_PARK,
-		.start = (uintptr_t)p, .end = (uintptr_t)p + len, .events = 1 << EV_CLEAR,
+		.start = (uintptr_t)p, .end = (uintptr_t)p + len, .events = TLBRACE_EVENT_BIT(TLBRACE_EVENT_CLEAR),
 		.count = count, .timeout_ms = TLBRACE_PARK_MAX_MS,
 		.release_on = TLBRACE_RELEASE_BY_IOCTL,
 	};

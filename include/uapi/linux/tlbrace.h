@@ -360,6 +360,22 @@ struct tlbrace_stats {
 #define TLBRACE_INJ_READ		0
 #define TLBRACE_INJ_WRITE		1
 
+/*
+ * Invalidation events, for the event filter of struct tlbrace_inject: the
+ * values of the kernel's enum mmu_notifier_event (include/linux/mmu_notifier.h),
+ * which the module checks when it is built.  @events takes
+ * TLBRACE_EVENT_BIT(TLBRACE_EVENT_*) per accepted event.
+ */
+#define TLBRACE_EVENT_UNMAP		0 /* munmap, exit: the range goes away */
+#define TLBRACE_EVENT_CLEAR		1 /* zap, COW, madvise(MADV_DONTNEED) */
+#define TLBRACE_EVENT_PROTECTION_VMA	2 /* mprotect */
+#define TLBRACE_EVENT_PROTECTION_PAGE	3 /* per-page protection, e.g. uffd-wp */
+#define TLBRACE_EVENT_SOFT_DIRTY	4 /* clear_refs soft-dirty */
+#define TLBRACE_EVENT_RELEASE		5 /* the mm is torn down */
+#define TLBRACE_EVENT_MIGRATE		6 /* page migration */
+#define TLBRACE_EVENT_EXCLUSIVE		7 /* make_device_exclusive() */
+#define TLBRACE_EVENT_BIT(e)		(1U << (e))
+
 /**
  * struct tlbrace_inject - TLBRACE_IOC_INJECT_ARM / _DISARM argument
  * @size:         sizeof(struct tlbrace_inject)
@@ -368,8 +384,8 @@ struct tlbrace_stats {
  * @action:       TLBRACE_ACTION_*
  * @start:        address filter: fire only if the point's range overlaps
  * @end:          [start, end); 0 and 0 match everything
- * @events:       event filter: bit (1 << MMU_NOTIFY_*) per accepted event;
- *                0 accepts all (device-path points have no event)
+ * @events:       event filter: TLBRACE_EVENT_BIT(TLBRACE_EVENT_*) per
+ *                accepted event; 0 accepts all (device-path points have none)
  * @nth:          fire from the nth matching pass on (0 and 1: the first)
  * @count:        fire at most this many times (0: no limit)
  * @delay_us:     DELAY: 1..TLBRACE_DELAY_MAX_US (TLBRACE_DELAY_ATOMIC_MAX_US
