@@ -24,6 +24,7 @@ use crate::{
     device::Device,
     dtlb::{Geometry, Replacement},
     engine::{Batch, BatchResult, Op},
+    file_cred,
     mmu_notifier::{Callbacks, Registration},
     tracker,
     uapi::{self, IoctlArg},
@@ -48,13 +49,16 @@ pub(crate) struct TlbraceFile {
     /// `/sys/kernel/debug/tlbrace/<tgid>-<n>/stats`.
     _stats_file: debugfs_file::File<StatsFile>,
     dev: Arc<Device>,
+    /// The opener had `CAP_SYS_ADMIN`: snapshots show page frame numbers,
+    /// as `/proc/pid/pagemap` does (0 otherwise).
+    show_pfn: bool,
 }
 
 #[vtable]
 impl MiscDevice for TlbraceFile {
     type Ptr = Pin<KBox<Self>>;
 
-    fn open(_file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<Pin<KBox<Self>>> {
+    fn open(file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<Pin<KBox<Self>>> {
         let task = current!();
         // Kernel threads have no address space to mirror.
         let mm = task.mm().ok_or(EINVAL)?;
@@ -65,6 +69,7 @@ impl MiscDevice for TlbraceFile {
                 range <- Registration::new(mm, Callbacks::Range, Ok::<_, Error>(dev.clone())),
                 tlbs <- Registration::new(mm, Callbacks::SecondaryTlbs, Ok::<_, Error>(dev.clone())),
                 _stats_file: stats_file,
+                show_pfn: file_cred::opener_may_see_pfns(file),
                 dev,
             }),
             GFP_KERNEL,
@@ -331,6 +336,11 @@ impl TlbraceFile {
         let (start, end) = page_range(s.addr, s.len, u64::MAX)?;
         let mut out = KVec::with_capacity(s.max_entries as usize, GFP_KERNEL)?;
         self.with_own_mm(|mm| self.device().snapshot(mm, start, end, &mut out))?;
+        if !self.show_pfn {
+            for e in out.iter_mut() {
+                e.pfn = 0;
+            }
+        }
         let bytes = out.len() * size_of::<uapi::tlbrace_snapshot_entry>();
         let entries = UserPtr::from_addr(s.entries as usize);
         UserSlice::new(entries, bytes)

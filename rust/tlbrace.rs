@@ -21,6 +21,7 @@ mod dpt;
 mod dtlb;
 mod engine;
 mod file;
+mod file_cred;
 pub mod flush_work;
 mod gather;
 mod inject;

@@ -10,8 +10,11 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <linux/capability.h>
 
 #include "tlbrace_lib.h"
 #include "kselftest_harness.h"
@@ -367,6 +370,66 @@ TEST_F(dev, other_mm_gets_eperm)
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
 	ASSERT_TRUE(WIFEXITED(status));
 	ASSERT_EQ(0, WEXITSTATUS(status));
+}
+
+/* Drops cap from this task's effective set; 0 or an errno. */
+static int drop_effective_cap(int cap)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct d[2];
+
+	if (syscall(SYS_capget, &h, d))
+		return errno;
+	d[cap / 32].effective &= ~(1U << (cap % 32));
+	return syscall(SYS_capset, &h, d) ? errno : 0;
+}
+
+/*
+ * SNAPSHOT shows page frame numbers only to an opener with CAP_SYS_ADMIN,
+ * the rule of /proc/pid/pagemap: without it both show 0 for a page that is
+ * mapped, and with it both show the same frame.
+ */
+TEST(snapshot_pfn_needs_cap_sys_admin)
+{
+	volatile __u64 *p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE,
+				 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct tlbrace_snapshot_entry e;
+	int fd, status;
+	pid_t pid;
+	__u64 v;
+
+	ASSERT_NE(MAP_FAILED, p);
+	*p = 1;
+	fd = tlbrace_open();
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ(0, dev_read(fd, p, &v, NULL));
+	ASSERT_EQ(0, dev_snapshot_page(fd, (void *)p, &e));
+	ASSERT_NE(0, e.pfn);
+	ASSERT_EQ(cpu_pfn((void *)p), e.pfn);
+	close(fd);
+
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		/* Exit codes: 1 set-up, 2 pagemap showed a PFN, 3 SNAPSHOT did. */
+		if (drop_effective_cap(CAP_SYS_ADMIN))
+			_exit(1);
+		*p = 2;	/* the child's own page */
+		fd = tlbrace_open();
+		if (fd < 0 || dev_read(fd, p, &v, NULL) || dev_snapshot_page(fd, (void *)p, &e) ||
+		    !(e.flags & TLBRACE_SNAP_DTLB) || !(pagemap_entry(p) & (1ULL << 63)))
+			_exit(1);
+		if (cpu_pfn((void *)p))
+			_exit(2);
+		_exit(e.pfn ? 3 : 0);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_TRUE(WIFEXITED(status));
+	ASSERT_EQ(0, WEXITSTATUS(status))
+		TH_LOG("child without CAP_SYS_ADMIN: %s", WEXITSTATUS(status) == 3 ?
+		       "SNAPSHOT showed a PFN" : WEXITSTATUS(status) == 2 ?
+		       "pagemap showed a PFN" : "set-up failed");
+	munmap((void *)p, PAGE);
 }
 
 TEST_HARNESS_MAIN

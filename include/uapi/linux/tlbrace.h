@@ -203,7 +203,8 @@ struct tlbrace_flush {
 /**
  * struct tlbrace_snapshot_entry - one translation in a snapshot
  * @addr:     page-aligned user address
- * @pfn:      page frame it maps (compare with /proc/self/pagemap)
+ * @pfn:      page frame it maps (compare with /proc/self/pagemap); as
+ *            there, 0 unless the device was opened with CAP_SYS_ADMIN
  * @fill_gen: fill generation (device-wide counter at fill time)
  * @flags:    TLBRACE_SNAP_*
  * @reserved: zero
