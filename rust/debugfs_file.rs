@@ -102,11 +102,11 @@ impl<T: Writer + Send + Sync + 'static> File<T> {
             ptr::null_mut()
         } else {
             let private = ptr::from_ref::<T>(&data).cast_mut().cast::<c_void>();
+            // `OPS` reads `private` as a `T` only while the file exists: the
+            // full proxy refuses reads after removal and waits for those in
+            // flight, and `Drop` removes the file before `data` is freed.
             // SAFETY: `name` is NUL-terminated; `parent.dentry` is a live
-            // directory (type invariant of `Dir`, kept alive by `_parent`);
-            // `OPS` only reads `private` as a `T`, which lives in `data` until
-            // `Drop` removed the file (the full proxy refuses reads after
-            // removal and waits for those in flight).
+            // directory (invariant of `Dir`, kept alive by `_parent`); see above.
             let d = unsafe {
                 bindings::debugfs_create_file_full(
                     name.as_char_ptr(),
