@@ -205,7 +205,7 @@ impl MmuNotifier for Arc<Device> {
         if mmu.contract.invalidates_at(Hook::RangeStart) {
             mmu.invalidate(start, end, &self.stats);
         } else if mmu.contract == Contract::Batched {
-            self.gather_open(&mut mmu, start, end, range.event());
+            self.gather_open(&mut mmu, range.key(), start, end);
         }
         drop(mmu);
         self.inject.pass(self, &site(Point::RangeStartExit, range));
@@ -228,7 +228,7 @@ impl MmuNotifier for Arc<Device> {
         if mmu.contract.invalidates_at(Hook::RangeEnd) {
             mmu.invalidate(start, end, &self.stats);
         } else if mmu.contract == Contract::Batched {
-            mmu = self.gather_close(mmu, start, end, range.event(), range.blockable());
+            mmu = self.gather_close(mmu, range.key(), start, end, range.blockable());
         }
         mmu.truth.end(start, end, range.event());
         drop(mmu);

@@ -17,7 +17,7 @@ use kernel::{
 
 use crate::{
     device::{Device, Mmu},
-    mmu_notifier::Event,
+    mmu_notifier::RangeKey,
     stats::Counter,
     tracker::{Flush, Open},
     translation::Vpn,
@@ -30,8 +30,10 @@ const WAIT_MS: u32 = 1000;
 
 /// An open gather.
 pub(crate) struct Gather {
+    /// The invalidation it belongs to: its close is found by this, never by
+    /// its bounds (two threads may invalidate identical ranges at once).
+    key: RangeKey,
     open: Open,
-    event: Event,
     /// The dPT entries it cleared, or `None` if recording them failed (then
     /// its whole requested range is flushed).
     cleared: Option<KVec<Vpn>>,
@@ -39,7 +41,7 @@ pub(crate) struct Gather {
 
 impl Device {
     /// `invalidate_range_start` under `batched`.
-    pub(crate) fn gather_open(&self, mmu: &mut Mmu, start: Vpn, end: Vpn, event: Event) {
+    pub(crate) fn gather_open(&self, mmu: &mut Mmu, key: RangeKey, start: Vpn, end: Vpn) {
         mmu.inval_seq += 1;
         if mmu.gathers.len() == mmu.gathers.capacity() {
             // No room to defer: behave like `sync` for this one.
@@ -66,11 +68,7 @@ impl Device {
             }
         });
         self.stats.add(Counter::Invalidated, n as u64);
-        let g = Gather {
-            open,
-            event,
-            cleared,
-        };
+        let g = Gather { key, open, cleared };
         // Within capacity (checked above): no allocation under the lock.
         let _ = mmu.gathers.push_within_capacity(g);
     }
@@ -80,16 +78,12 @@ impl Device {
     pub(crate) fn gather_close<'a>(
         &'a self,
         mut mmu: kernel::sync::lock::Guard<'a, Mmu, kernel::sync::lock::spinlock::SpinLockBackend>,
+        key: RangeKey,
         start: Vpn,
         end: Vpn,
-        event: Event,
         can_sleep: bool,
     ) -> kernel::sync::lock::Guard<'a, Mmu, kernel::sync::lock::spinlock::SpinLockBackend> {
-        let Some(i) = mmu
-            .gathers
-            .iter()
-            .position(|g| g.open.start == start && g.open.end == end && g.event == event)
-        else {
+        let Some(i) = mmu.gathers.iter().position(|g| g.key == key) else {
             // Opened without room to defer (or before a reconfiguration).
             return mmu;
         };
@@ -207,21 +201,21 @@ mod tests {
             let dev = batched(kind)?;
             let mut mmu = dev.mmu.lock();
             for i in 0..MAX_GATHERS {
-                dev.gather_open(&mut mmu, 2 * i, 2 * i + 1, Event::Clear);
+                dev.gather_open(&mut mmu, RangeKey::from_number(2 * i), 2 * i, 2 * i + 1);
             }
             assert_eq!(mmu.gathers.len(), MAX_GATHERS);
             // One more: not deferred, not known to the tracker, but it
             // counts as an invalidation (a racing fault retries).
             let (far, open, seq) = (4 * MAX_GATHERS, mmu.tracker.open_gathers(), mmu.inval_seq);
-            dev.gather_open(&mut mmu, far, far + 1, Event::Clear);
+            dev.gather_open(&mut mmu, RangeKey::from_number(far), far, far + 1);
             assert_eq!(mmu.gathers.len(), MAX_GATHERS);
             assert_eq!(mmu.tracker.open_gathers(), open);
             assert!(mmu.inval_seq > seq);
             // Its close finds no gather of its own and closes no other one.
-            mmu = dev.gather_close(mmu, far, far + 1, Event::Clear, true);
+            mmu = dev.gather_close(mmu, RangeKey::from_number(far), far, far + 1, true);
             assert_eq!(mmu.gathers.len(), MAX_GATHERS);
             for i in 0..MAX_GATHERS {
-                mmu = dev.gather_close(mmu, 2 * i, 2 * i + 1, Event::Clear, true);
+                mmu = dev.gather_close(mmu, RangeKey::from_number(2 * i), 2 * i, 2 * i + 1, true);
             }
             assert!(mmu.gathers.is_empty());
             assert_eq!(mmu.tracker.open_gathers(), 0);
@@ -236,10 +230,10 @@ mod tests {
         let dev = batched(uapi::TLBRACE_TRACKER_RANGES_WAIT)?;
         let mut mmu = dev.mmu.lock();
         // A is older and overlaps B: a blockable close of B would wait.
-        dev.gather_open(&mut mmu, 0, 10, Event::Clear);
-        dev.gather_open(&mut mmu, 5, 15, Event::Clear);
+        dev.gather_open(&mut mmu, RangeKey::from_number(0), 0, 10);
+        dev.gather_open(&mut mmu, RangeKey::from_number(5), 5, 15);
         let t0 = Instant::<Monotonic>::now();
-        mmu = dev.gather_close(mmu, 5, 15, Event::Clear, false);
+        mmu = dev.gather_close(mmu, RangeKey::from_number(5), 5, 15, false);
         let took = t0.elapsed().as_millis();
         // A is still open; B is gone.
         assert_eq!(mmu.gathers.len(), 1);

@@ -86,6 +86,22 @@ impl Event {
     }
 }
 
+/// Identifies one invalidation while it is in progress: the address of its
+/// `struct mmu_notifier_range`, which the core passes both to
+/// `invalidate_range_start` and to the matching `invalidate_range_end`.
+/// Invalidations in progress at the same time have different keys (the same
+/// range, event and bounds do not make two invalidations one); a key may come
+/// back once its invalidation ended.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct RangeKey(usize);
+
+impl RangeKey {
+    /// A key made from a number, for tests of code that matches keys.
+    pub const fn from_number(n: usize) -> Self {
+        Self(n)
+    }
+}
+
 /// The range of an invalidation (`struct mmu_notifier_range`), borrowed for
 /// the duration of a callback.
 ///
@@ -105,6 +121,12 @@ impl Range<'_> {
     #[inline]
     pub fn end(&self) -> usize {
         self.0.end
+    }
+
+    /// The key of this invalidation, the same at its start and its end.
+    #[inline]
+    pub fn key(&self) -> RangeKey {
+        RangeKey(core::ptr::from_ref(self.0) as usize)
     }
 
     /// Why the range is invalidated.

@@ -26,6 +26,8 @@ static const struct scenario matrix[] = {
 	  "COW vs secondary TLB: the device reads the pre-COW page (seed 001)" },
 	{ "overlapping_dontneed", scenario_overlapping_dontneed, { S, S, S, U, U, S, S, S, S },
 	  "overlapping MADV_DONTNEED: the device reads a zapped page after B returned (seeds 001, 003)" },
+	{ "identical_dontneed", scenario_identical_dontneed, { S, S, S, U, U, S, S, S, S },
+	  "identical MADV_DONTNEED ranges: two gathers, not one (seed 003)" },
 	{ "unmap_during_fill", scenario_unmap_during_fill, { S, S, S, U, S, S, S, S, S },
 	  "free before flush: the device fills a page munmap took away (seed 002)" },
 	{ "uffd_wp_lost_protection", scenario_uffd_wp, { S, S, S, U, S, S, S, S, S },

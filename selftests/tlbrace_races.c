@@ -131,6 +131,11 @@ TEST_F_TIMEOUT(race, overlapping_dontneed, MATRIX_TIMEOUT_S)
 	RUN_MATRIX(overlapping_dontneed);
 }
 
+TEST_F_TIMEOUT(race, identical_dontneed, MATRIX_TIMEOUT_S)
+{
+	RUN_MATRIX(identical_dontneed);
+}
+
 TEST_F_TIMEOUT(race, unmap_during_fill, MATRIX_TIMEOUT_S)
 {
 	RUN_MATRIX(unmap_during_fill);

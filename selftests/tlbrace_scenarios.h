@@ -604,9 +604,10 @@ static inline void *zap_range(void *arg)
  *
  * Violation: the device reads the old contents 0xd2.  Correct: it reads 0,
  * what page 2 holds after MADV_DONTNEED (the CPU reads 0 there too).  A
- * failed read, or another value, is an error.
+ * failed read, or another value, is an error.  B starts at page b_first
+ * (2: the overlapping race; 1: B's range is A's).
  */
-static inline struct verdict scenario_overlapping_dontneed(int fd)
+static inline struct verdict overlapping_dontneed_from(int fd, int b_first)
 {
 	volatile char *buf = mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE,
 				  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -623,7 +624,7 @@ static inline struct verdict scenario_overlapping_dontneed(int fd)
 	if (buf == MAP_FAILED)
 		return verdict_why(V_ERROR, "mmap: %s", strerror(errno));
 	a.p = buf + PAGE;
-	b.p = buf + 2 * PAGE;
+	b.p = buf + b_first * PAGE;
 	page2 = (volatile __u64 *)(buf + 2 * PAGE);
 	for (int i = 1; i < 4; i++) {
 		volatile __u64 *pi = (volatile __u64 *)(buf + i * PAGE);
@@ -696,6 +697,23 @@ out:
 	inj_disarm(fd, TLBRACE_ALL_ARMS);
 	munmap((void *)buf, 4 * PAGE);
 	return ret;
+}
+
+/* B covers pages 2-3: it overlaps A (seed 003's CPU-0/CPU-1 race). */
+static inline struct verdict scenario_overlapping_dontneed(int fd)
+{
+	return overlapping_dontneed_from(fd, 2);
+}
+
+/*
+ * B covers pages 1-2, exactly A's range: two invalidations with the same
+ * bounds and event are still two gathers, and B's close must not close A's
+ * (a device that finds gathers by their bounds flushes A's entries at B's
+ * close and hides the race under naive).
+ */
+static inline struct verdict scenario_identical_dontneed(int fd)
+{
+	return overlapping_dontneed_from(fd, 1);
 }
 
 /* ---- 4. Dirty tracking vs asynchronous flush (seed 004) ---------------- */
