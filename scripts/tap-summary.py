@@ -59,6 +59,7 @@ class Suite:
         self.rc = None
         self.bailed = False
         self.failures = []
+        self.notes = []
 
     def fail(self, why):
         self.failed += 1
@@ -285,7 +286,7 @@ def report(suites, splats, done, mode):
     for s in suites:
         lines.append(f"# {s.name:<22} {s.passed:>7} {s.failed:>7} {s.skipped:>8}")
     for s in suites:
-        for n in getattr(s, "notes", []):
+        for n in s.notes:
             lines.append(f"# {s.name}: {n}")
         for f in s.failures:
             lines.append(f"# FAILED {s.name}: {f}")
