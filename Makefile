@@ -34,14 +34,27 @@ ifneq ($(BAD_SUITES),)
 $(error SUITES: no such suite: $(BAD_SUITES) (suites: $(SUITE_LIST)))
 endif
 
+# SANITIZE=kasan: a test kernel of its own with selftests/kasan.config merged
+# on top (KCSAN is not offered: 7.3 does not instrument Rust for it).
+SANITIZE  ?=
+ifneq ($(filter-out kasan,$(SANITIZE)),)
+$(error SANITIZE=$(SANITIZE): want kasan or nothing)
+endif
+ifneq ($(SANITIZE),)
+ifneq ($(origin KDIR),undefined)
+$(error SANITIZE= builds the project's own kernel; it does not apply to KDIR=)
+endif
+endif
+FRAGMENTS := selftests/config $(if $(SANITIZE),selftests/$(SANITIZE).config)
+
 SRCTREE   := $(CURDIR)
 OUT       := $(SRCTREE)/build
 KSRC      := $(CACHE)/linux-$(KVER)/src
 # The cached kernel build is keyed by what decides its contents: the config
-# fragment, the toolchain, and RECIPE, bumped when scripts/build-kernel.sh
+# fragments, the toolchain, and RECIPE, bumped when scripts/build-kernel.sh
 # changes what it builds.
 RECIPE    := 1
-KEY       := $(shell sha256sum < selftests/config | cut -c1-8)-r$(RECIPE)-$(shell \
+KEY       := $(shell cat $(FRAGMENTS) | sha256sum | cut -c1-8)-r$(RECIPE)-$(shell \
 		rustc --version 2>/dev/null | awk '{print $$2}')$(LLVM)
 KBUILD    := $(CACHE)/linux-$(KVER)/build-$(KEY)
 export PATH := $(HOME)/.cargo/bin:$(PATH)
@@ -97,6 +110,8 @@ help:
 	@echo '  KDIR=/path      - your own kernel build: the module is built against it and'
 	@echo '                    check/demo/bench/shell boot its bzImage (needed options are'
 	@echo '                    checked first; selftests/config is a complete fragment)'
+	@echo '  SANITIZE=kasan  - a KASAN test kernel of its own (selftests/kasan.config on top;'
+	@echo '                    kernel, modules and check use it; cached separately)'
 	@echo '  LLVM=$(LLVM)       - LLVM suffix passed to Kbuild'
 	@echo '  VM_SMP=$(VM_SMP) VM_MEM=$(VM_MEM) VM_TIMEOUT=$(VM_TIMEOUT) VM_ACCEL=kvm|tcg (default: detected)'
 	@echo '  RACE_SAFE_ITERS=$(RACE_SAFE_ITERS) RACE_UNSAFE_ITERS=$(RACE_UNSAFE_ITERS) - race matrix iterations per cell'
@@ -113,7 +128,7 @@ $(KSRC)/.tlbrace-fetched: | deps
 	@KVER=$(KVER) bash scripts/fetch-kernel.sh $(KSRC)
 
 $(KBUILD)/.tlbrace-built: $(KSRC)/.tlbrace-fetched | deps
-	@LLVM=$(LLVM) bash scripts/build-kernel.sh $(KSRC) $(KBUILD) selftests/config
+	@LLVM=$(LLVM) bash scripts/build-kernel.sh $(KSRC) $(KBUILD) $(FRAGMENTS)
 
 kernel: $(KBUILD)/.tlbrace-built
 	@echo "kernel: $(KBUILD)/arch/x86/boot/bzImage"

@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# build-kernel.sh SRCDIR BUILDDIR FRAGMENT
+# build-kernel.sh SRCDIR BUILDDIR FRAGMENT...
 #
-# Configure (tinyconfig + FRAGMENT) and build the test kernel out of tree in
+# Configure (tinyconfig + the FRAGMENTs, later ones win) and build the test
+# kernel out of tree in
 # BUILDDIR.  BUILDDIR is named by the caller after a hash of everything that
 # goes into the build, so a finished build is reused as is.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-src=${1:?usage: build-kernel.sh SRCDIR BUILDDIR FRAGMENT}
+src=${1:?usage: build-kernel.sh SRCDIR BUILDDIR FRAGMENT...}
 out=${2:?}
-frag=$(realpath "${3:?}")
+shift 2
+(($# > 0)) || die "usage: build-kernel.sh SRCDIR BUILDDIR FRAGMENT..."
+frags=()
+for f; do frags+=("$(realpath "$f")"); done
 : "${LLVM:=-19}"
 export LIBCLANG_PATH=${LIBCLANG_PATH:-/usr/lib/llvm$LLVM/lib}
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -20,11 +24,11 @@ kmake=(make -C "$src" O="$out" LLVM="$LLVM" -j"$(nproc)")
 [ -f "$out/.tlbrace-built" ] && exit 0
 
 mkdir -p "$out"
-step "configure: tinyconfig + $(basename "$(dirname "$frag")")/$(basename "$frag")"
+step "configure: tinyconfig + $*"
 "${kmake[@]}" -s rustavailable >/dev/null ||
 	die "Rust toolchain not usable for this kernel (run: make -C $src LLVM=$LLVM rustavailable)"
 "${kmake[@]}" -s tinyconfig >/dev/null
-(cd "$out" && "$src/scripts/kconfig/merge_config.sh" -m -O "$out" .config "$frag" >/dev/null)
+(cd "$out" && "$src/scripts/kconfig/merge_config.sh" -m -O "$out" .config "${frags[@]}" >/dev/null)
 "${kmake[@]}" -s olddefconfig >/dev/null
 # Fail loudly when Kconfig dropped a requested option (unmet dependency).
 bad=0
@@ -36,7 +40,7 @@ while IFS= read -r line; do
 			bad=1
 		} ;;
 	esac
-done <"$frag"
+done < <(cat "${frags[@]}")
 ((bad == 0)) || die "options above did not land in $out/.config (unmet dependencies?)"
 done_step
 
