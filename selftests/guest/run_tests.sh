@@ -49,6 +49,7 @@ setup() {
 	fi
 	out=$(insmod modules/tlbrace.ko 2>&1) && echo "ok 3 insmod tlbrace.ko" ||
 		echo "not ok 3 insmod tlbrace.ko # $out"
+	kmemleak_baseline
 }
 
 # Upstream's hmm-tests need test_hmm's /dev/hmm_dmirror*.
@@ -61,34 +62,68 @@ hmm_tests() {
 	./hmm-tests
 }
 
-# The unload: an open debugfs file must pin the module (closing one after
-# rmmod used to oops in full_proxy_release()), then rmmod succeeds.
+# The unload: the module stays while any of its files is open (closing a
+# debugfs file after rmmod used to oops in full_proxy_release()), then rmmod
+# succeeds and kmemleak finds nothing left behind since the set-up.
 teardown() {
 	echo "TAP version 13"
-	echo "1..3"
+	echo "1..5"
 	stats=
 	if exec 3</dev/tlbrace; then
 		stats=$(ls /sys/kernel/debug/tlbrace/$$-*/stats 2>/dev/null | head -n 1)
+		if rmmod tlbrace 2>/dev/null; then
+			echo "not ok 1 rmmod refused while a device file is open # it unloaded"
+		else
+			echo "ok 1 rmmod refused while a device file is open"
+		fi
+	else
+		echo "not ok 1 rmmod refused while a device file is open # open failed"
 	fi
 	if [ -n "$stats" ] && exec 4<"$stats"; then
 		exec 3<&-
 		if rmmod tlbrace 2>/dev/null; then
-			echo "not ok 1 rmmod refused while a stats file is open # it unloaded"
+			echo "not ok 2 rmmod refused while a stats file is open # it unloaded"
 		else
-			echo "ok 1 rmmod refused while a stats file is open"
+			echo "ok 2 rmmod refused while a stats file is open"
 		fi
 		if cat <&4 >/dev/null 2>&1; then
-			echo "not ok 2 the stats file of a closed device reads nothing # it read"
+			echo "not ok 3 the stats file of a closed device reads nothing # it read"
 		else
-			echo "ok 2 the stats file of a closed device reads nothing"
+			echo "ok 3 the stats file of a closed device reads nothing"
 		fi
 		exec 4<&-
 	else
 		exec 3<&-
-		echo "ok 1 # SKIP no debugfs stats file"
 		echo "ok 2 # SKIP no debugfs stats file"
+		echo "ok 3 # SKIP no debugfs stats file"
 	fi
-	if out=$(rmmod tlbrace 2>&1); then echo "ok 3 rmmod tlbrace"; else echo "not ok 3 rmmod tlbrace # $out"; fi
+	if out=$(rmmod tlbrace 2>&1); then echo "ok 4 rmmod tlbrace"; else echo "not ok 4 rmmod tlbrace # $out"; fi
+	kmemleak_check 5
+}
+
+# kmemleak: the set-up stops the periodic scan (its first one comes 60 s
+# after boot) and forgets what boot left unreferenced; the teardown scans
+# after the unload, and any object reported then fails the run.
+KMEMLEAK=/sys/kernel/debug/kmemleak
+
+kmemleak_baseline() {
+	[ -w $KMEMLEAK ] || return 0
+	echo scan=off >$KMEMLEAK && echo scan >$KMEMLEAK && echo clear >$KMEMLEAK
+}
+
+kmemleak_check() {
+	if [ ! -w $KMEMLEAK ]; then
+		echo "ok $1 no leak after the suites # SKIP no $KMEMLEAK (CONFIG_DEBUG_KMEMLEAK)"
+		return
+	fi
+	echo scan >$KMEMLEAK
+	n=$(grep -c '^unreferenced object' $KMEMLEAK)
+	if [ "$n" -eq 0 ]; then
+		echo "ok $1 no leak after the suites"
+	else
+		echo "not ok $1 no leak after the suites # kmemleak reports $n objects"
+		head -n 60 $KMEMLEAK | sed 's/^/# /'
+	fi
 }
 
 # Iterations of each race-matrix cell (kernel command line, see make help).
