@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Lifecycle and injection-engine coverage: the mmu_notifier release while
- * the file is held by another process, the aging callback khugepaged
+ * the file is held by another process (inherited or passed over SCM_RIGHTS), the aging callback khugepaged
  * reaches (test_young), delays at RANGE_END_EXIT (sleeps) and at
  * SECONDARY_TLBS (spins under the page-table lock), the nth filter, and
  * TLBRACE_IOC_WAIT timing out and being interrupted by a signal.
@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -111,16 +112,19 @@ FIXTURE_TEARDOWN(lc)
 }
 
 /*
- * release: the owner of the mm exits while another process (its child)
- * still holds the device's file.  The contract is "none", so munmap does
- * not drop the device's translation: only release can.  Whether the device
- * still references the page is visible from user space: sealing a memfd
- * against writes (F_SEAL_WRITE) fails with EBUSY while a page of it has a
- * reference beyond its mappings (memfd_wait_for_pins()).
+ * release: the owner of the mm exits while another process still holds the
+ * device's file: its child, which inherited it, or a process that existed
+ * before the open and received it over an AF_UNIX socket (SCM_RIGHTS).  The
+ * contract is "none", so munmap does not drop the device's translation:
+ * only release can.  Whether the device still references the page is
+ * visible from user space: sealing a memfd against writes (F_SEAL_WRITE)
+ * fails with EBUSY while a page of it has a reference beyond its mappings
+ * (memfd_wait_for_pins()).  The holder never reaches memory through the
+ * file, before or after the owner's exit.
  */
 enum {
 	REL_OK, REL_SETUP, REL_NOT_PINNED, REL_NO_STALE_HIT, REL_REPORT,
-	REL_SEAL, REL_NOT_EPERM, REL_MEMORY, REL_GATE,
+	REL_SEAL, REL_NOT_EPERM, REL_MEMORY, REL_GATE, REL_PASS, REL_EARLY_EPERM,
 };
 
 static const char *const rel_what[] = {
@@ -132,22 +136,142 @@ static const char *const rel_what[] = {
 	[REL_NOT_EPERM] = "an access through the held fd did not fail with EPERM",
 	[REL_MEMORY] = "memory changed after release",
 	[REL_GATE] = "holder could not wait for the owner's exit",
+	[REL_PASS] = "passing the files over SCM_RIGHTS failed",
+	[REL_EARLY_EPERM] = "an access through the held fd did not fail with EPERM while the owner lived",
 };
 
 static const char *rel_msg(int code)
 {
-	return code > REL_OK && code <= REL_GATE ? rel_what[code] : "?";
+	return code > REL_OK && code <= REL_EARLY_EPERM ? rel_what[code] : "?";
 }
 
-TEST(release_while_fd_held_elsewhere)
+/* Sends fds[0..1] and the address addr over the AF_UNIX socket sock. */
+static int send_files(int sock, const int fds[2], __u64 addr)
 {
-	int status, report[2], gate[2];
+	char ctl[CMSG_SPACE(2 * sizeof(int))] = { 0 };
+	struct iovec iov = { .iov_base = &addr, .iov_len = sizeof(addr) };
+	struct msghdr msg = {
+		.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof(ctl),
+	};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(2 * sizeof(int));
+	memcpy(CMSG_DATA(c), fds, 2 * sizeof(int));
+	return sendmsg(sock, &msg, 0) == sizeof(addr) ? 0 : -1;
+}
+
+static int recv_files(int sock, int fds[2], __u64 *addr)
+{
+	char ctl[CMSG_SPACE(2 * sizeof(int))] = { 0 };
+	struct iovec iov = { .iov_base = addr, .iov_len = sizeof(*addr) };
+	struct msghdr msg = {
+		.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof(ctl),
+	};
+	struct cmsghdr *c;
+
+	if (recvmsg(sock, &msg, 0) != sizeof(*addr))
+		return -1;
+	c = CMSG_FIRSTHDR(&msg);
+	if (!c || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(2 * sizeof(int)))
+		return -1;
+	memcpy(fds, CMSG_DATA(c), 2 * sizeof(int));
+	return 0;
+}
+
+/*
+ * The holder's side: fd is the device's file, mfd the memfd whose page the
+ * device mapped at p in the owner; gate is readable once the owner exited.
+ */
+static int holder_checks(int fd, int mfd, volatile __u64 *p, int gate)
+{
+	__u64 v = 0;
+	char go;
+
+	/* A file of someone else's address space reaches nothing. */
+	if (dev_read(fd, p, &v, NULL) != EPERM)
+		return REL_EARLY_EPERM;
+	if (read(gate, &go, 1) != 1)
+		return REL_GATE;
+	/* release ran: the device dropped its page reference. */
+	if (fcntl(mfd, F_ADD_SEALS, F_SEAL_WRITE))
+		return REL_SEAL;
+	/* The held fd reaches no memory any more. */
+	if (dev_write(fd, p, 3, NULL) != EPERM ||
+	    dev_read(fd, p, &v, NULL) != EPERM ||
+	    dev_prefetch(fd, (void *)p, PAGE, 1) != EPERM)
+		return REL_NOT_EPERM;
+	if (pread(mfd, &v, sizeof(v), 0) != sizeof(v) || v != 2)
+		return REL_MEMORY;
+	close(fd);
+	return REL_OK;
+}
+
+FIXTURE(held)
+{
+	int sock[2];
+	int report[2];
+	int gate[2];
+};
+
+/* How the holder got the file. */
+FIXTURE_VARIANT(held)
+{
+	bool scm_rights;
+};
+
+FIXTURE_VARIANT_ADD(held, inherited)
+{
+	.scm_rights = false,
+};
+
+FIXTURE_VARIANT_ADD(held, scm_rights)
+{
+	.scm_rights = true,
+};
+
+FIXTURE_SETUP(held)
+{
+	ASSERT_EQ(0, prctl(PR_SET_CHILD_SUBREAPER, 1));
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM, 0, self->sock))
+		TH_LOG("socketpair(AF_UNIX): %s (CONFIG_UNIX?)", strerror(errno));
+	ASSERT_EQ(0, pipe(self->report));
+	ASSERT_EQ(0, pipe(self->gate));
+}
+
+FIXTURE_TEARDOWN(held)
+{
+	for (int i = 0; i < 2; i++) {
+		close(self->sock[i]);
+		close(self->report[i]);
+		close(self->gate[i]);
+	}
+}
+
+TEST_F(held, release_while_fd_held_elsewhere)
+{
 	pid_t owner, holder = 0;
 	char go = 'g';
+	int status;
 
-	ASSERT_EQ(0, prctl(PR_SET_CHILD_SUBREAPER, 1));
-	ASSERT_EQ(0, pipe(report));
-	ASSERT_EQ(0, pipe(gate));
+	if (variant->scm_rights) {
+		/* Exists before the open: gets the files only over the socket. */
+		holder = fork();
+		ASSERT_GE(holder, 0);
+		if (holder == 0) {
+			int files[2];
+			__u64 addr;
+
+			/* The test's ends: EOF and EPIPE if it gives up. */
+			close(self->sock[0]);
+			close(self->gate[1]);
+			if (recv_files(self->sock[1], files, &addr))
+				_exit(REL_PASS);
+			_exit(holder_checks(files[0], files[1], (volatile __u64 *)(uintptr_t)addr,
+					    self->gate[0]));
+		}
+	}
 	owner = fork();
 	ASSERT_GE(owner, 0);
 	if (owner == 0) {
@@ -173,35 +297,31 @@ TEST(release_while_fd_held_elsewhere)
 			_exit(REL_NOT_PINNED);
 		if (dev_read(fd, p, &v, &out) || v != 2 || !(out & TLBRACE_OUT_HIT))
 			_exit(REL_NO_STALE_HIT);
-		holder = fork();
-		if (holder == 0) {
-			/* Holds fd and mfd; goes on once the owner was reaped. */
-			if (read(gate[0], &go, 1) != 1)
-				_exit(REL_GATE);
-			/* release ran: the device dropped its page reference. */
-			if (fcntl(mfd, F_ADD_SEALS, F_SEAL_WRITE))
-				_exit(REL_SEAL);
-			/* The held fd reaches no memory any more. */
-			if (dev_write(fd, p, 3, NULL) != EPERM ||
-			    dev_read(fd, p, &v, NULL) != EPERM ||
-			    dev_prefetch(fd, (void *)p, PAGE, 1) != EPERM)
-				_exit(REL_NOT_EPERM);
-			if (pread(mfd, &v, sizeof(v), 0) != sizeof(v) || v != 2)
-				_exit(REL_MEMORY);
-			close(fd);
-			_exit(REL_OK);
+		if (variant->scm_rights) {
+			int files[2] = { fd, mfd };
+
+			if (send_files(self->sock[0], files, (uintptr_t)p))
+				_exit(REL_PASS);
+		} else {
+			holder = fork();
+			if (holder == 0) {
+				close(self->gate[1]);
+				_exit(holder_checks(fd, mfd, p, self->gate[0]));
+			}
+			if (holder < 0 ||
+			    write(self->report[1], &holder, sizeof(holder)) != sizeof(holder))
+				_exit(REL_REPORT);
 		}
-		if (holder < 0 || write(report[1], &holder, sizeof(holder)) != sizeof(holder))
-			_exit(REL_REPORT);
 		_exit(REL_OK); /* exit with the device attached and its fd held by holder */
 	}
 	ASSERT_EQ(owner, waitpid(owner, &status, 0));
 	ASSERT_TRUE(WIFEXITED(status));
 	ASSERT_EQ(REL_OK, WEXITSTATUS(status))
 		TH_LOG("owner: %s", rel_msg(WEXITSTATUS(status)));
-	ASSERT_EQ(sizeof(holder), read(report[0], &holder, sizeof(holder)));
+	if (!variant->scm_rights)
+		ASSERT_EQ(sizeof(holder), read(self->report[0], &holder, sizeof(holder)));
 	/* The owner is a zombie: its exit_mm(), hence release, is done. */
-	ASSERT_EQ(1, write(gate[1], &go, 1));
+	ASSERT_EQ(1, write(self->gate[1], &go, 1));
 	ASSERT_EQ(holder, waitpid(holder, &status, 0));
 	ASSERT_TRUE(WIFEXITED(status));
 	EXPECT_EQ(REL_OK, WEXITSTATUS(status))
