@@ -17,31 +17,19 @@
 //!
 //! # Examples
 //!
-//! ```ignore
-//! struct Counter(AtomicU64);
-//!
-//! impl MmuNotifier for Counter {
-//!     fn invalidate_range_start(&self, _range: &Range<'_>) -> Result {
-//!         self.0.fetch_add(1, Ordering::Relaxed);
-//!         Ok(())
-//!     }
-//! }
-//!
-//! // `mm` is an `&MmWithUser`, e.g. from `current`'s mm while opening a file.
-//! let reg = KBox::pin_init(
-//!     Registration::new(mm, Callbacks::Range, Counter(AtomicU64::new(0))),
-//!     GFP_KERNEL,
-//! )?;
-//! // `data` may be any `PinInit`, e.g. a struct holding a lock.
-//! // Callbacks run until `reg` is dropped, which unregisters and waits for
-//! // callbacks in flight.
-//! ```
+//! The KUnit suite `tlbrace_mmu_notifier` at the end of this file is the
+//! example, compiled and run: a notifier that counts its callbacks
+//! (implementing only `invalidate_range_start`, `invalidate_range_end` and
+//! `release`, so the others stay `NULL`), registered with
+//! [`Registration::new`] on an mm, seeing the `munmap` of a page.  (Doctests
+//! of an out-of-tree module are never built: the kernel turns only the
+//! `kernel` crate's into KUnit tests.)
 
-use core::{marker::PhantomPinned, ptr};
+use core::marker::{PhantomData, PhantomPinned};
 
 use kernel::{
     bindings,
-    error::to_result,
+    error::{to_result, VTABLE_DEFAULT_ERROR},
     mm::{Mm, MmWithUser},
     prelude::*,
     sync::aref::ARef,
@@ -107,10 +95,11 @@ impl RangeKey {
 ///
 /// # Invariants
 ///
-/// `self.0` points to a valid `struct mmu_notifier_range` for `'a`.
+/// `self.0` is a valid `struct mmu_notifier_range` whose `mm` is kept alive
+/// (its `mm_count`) for `'a`.
 pub struct Range<'a>(&'a bindings::mmu_notifier_range);
 
-impl Range<'_> {
+impl<'a> Range<'a> {
     /// First address of the range.
     #[inline]
     pub fn start(&self) -> usize {
@@ -138,31 +127,80 @@ impl Range<'_> {
     /// The address space being invalidated.
     #[inline]
     pub fn mm(&self) -> &Mm {
-        // SAFETY: The range's `mm` is the notifier's mm, kept alive (its
-        // `mm_count`) by the registration for the duration of the callback.
+        // SAFETY: The range's `mm` is alive for `'a` (type invariant).
         unsafe { Mm::from_raw(self.0.mm) }
     }
 
     /// Whether the callback may sleep.  When false (e.g. the OOM reaper),
-    /// `invalidate_range_start` must not sleep and may fail with `EAGAIN`.
+    /// the callbacks must not sleep, and
+    /// [`MmuNotifier::try_invalidate_range_start`] may refuse the range.
     #[inline]
     pub fn blockable(&self) -> bool {
         self.0.flags & bindings::MMU_NOTIFIER_RANGE_BLOCKABLE != 0
     }
+
+    /// A refusal of this range, for
+    /// [`MmuNotifier::try_invalidate_range_start`] to return; `None` if the
+    /// range is blockable (the caller can wait, so the notifier must).
+    #[inline]
+    pub fn refuse(&self) -> Option<Refusal<'a>> {
+        // INVARIANT: Made only for a range that is not blockable.
+        (!self.blockable()).then_some(Refusal(PhantomData))
+    }
 }
 
-/// The callbacks of a secondary MMU.  Every method has a default that does
-/// nothing, as in C where the operation may be left `NULL`.
+/// A refusal of a non-blockable invalidation: the core's `-EAGAIN`, the one
+/// error it accepts from `invalidate_range_start`, see
+/// [`MmuNotifier::try_invalidate_range_start`].
+///
+/// Only [`Range::refuse`] makes one, for that range and only if it is not
+/// blockable; the lifetime ties it to the callback's range (it is invariant,
+/// so a refusal kept from another callback does not type-check).
+///
+/// # Invariants
+///
+/// Made for a range that is not blockable.
+pub struct Refusal<'a>(PhantomData<fn(&'a ()) -> &'a ()>);
+
+/// The callbacks of a secondary MMU.
+///
+/// Each callback is optional: the `#[vtable]` leaves the entries of the
+/// callbacks a type does not implement `NULL` in the C ops table, as in C,
+/// so the core skips them (a `NULL` aging callback reports "not young").
 ///
 /// Callbacks run concurrently with each other, on any CPU, under SRCU.  None
 /// of them may take the mmap lock or call GUP for this mm.
+///
+/// # Start errors
+///
+/// The core accepts an error from `invalidate_range_start` only for a range
+/// that is not blockable, only `-EAGAIN`, and only from a notifier without
+/// `invalidate_range_end`; anything else is a `WARN_ON` in
+/// `mn_hlist_invalidate_range_start()` (the core then calls the end of every
+/// notifier that has one, including the one that failed: it cannot tell).
+/// Here no error can reach that `WARN_ON`:
+///
+/// - [`MmuNotifier::invalidate_range_start`] cannot fail;
+/// - [`MmuNotifier::try_invalidate_range_start`] may fail only with a
+///   [`Refusal`], which only a non-blockable [`Range`] gives out and which
+///   becomes `-EAGAIN`; a type that implements it may implement neither of
+///   the other two range callbacks (checked at compile time).
+#[vtable]
 pub trait MmuNotifier: Send + Sync + Sized + 'static {
     /// The translations in `range` are about to change.  Runs before the CPU
     /// page tables are modified; may sleep only if [`Range::blockable`].
-    /// Returning an error is only allowed for a non-blockable range, with
-    /// `EAGAIN`; it makes the caller back off.
-    fn invalidate_range_start(&self, _range: &Range<'_>) -> Result {
-        Ok(())
+    fn invalidate_range_start(&self, _range: &Range<'_>) {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// As [`MmuNotifier::invalidate_range_start`], but may refuse a range
+    /// that is not blockable (e.g. from the OOM reaper) when it cannot
+    /// invalidate without sleeping: the caller backs off and tries again
+    /// later.  Gets no `invalidate_range_end`: a type that implements this
+    /// implements neither `invalidate_range_start` nor `invalidate_range_end`
+    /// (a compile-time error otherwise).
+    fn try_invalidate_range_start<'a>(&self, _range: &Range<'a>) -> Result<(), Refusal<'a>> {
+        build_error!(VTABLE_DEFAULT_ERROR)
     }
 
     /// The CPU page tables of `range` have been changed.  The CPU TLBs are
@@ -170,33 +208,53 @@ pub trait MmuNotifier: Send + Sync + Sized + 'static {
     /// `tlb_finish_mmu()` after the range ends, `clear_refs` with
     /// `flush_tlb_mm()` after it; COW (`wp_page_copy()`, through
     /// `ptep_clear_flush()`) flushes before it.
-    /// Paired with one successful `invalidate_range_start`.
-    fn invalidate_range_end(&self, _range: &Range<'_>) {}
+    ///
+    /// Usually paired with one `invalidate_range_start` of the same range
+    /// (the same [`Range::key`]), but an invalidation in progress when the
+    /// notifier is removed (see [`MmuNotifier::release`]) ends without it.
+    fn invalidate_range_end(&self, _range: &Range<'_>) {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
 
     /// The CPU TLBs of `[start, end)` are being flushed.  Called with the
     /// page-table lock held (may not sleep); `end` may be `usize::MAX` for a
     /// full flush.  The hook of devices that share the CPU page tables (SVA);
     /// only called on a [`Callbacks::SecondaryTlbs`] registration.
-    fn arch_invalidate_secondary_tlbs(&self, _start: usize, _end: usize) {}
+    fn arch_invalidate_secondary_tlbs(&self, _start: usize, _end: usize) {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
 
-    /// The address space is going away (exit, or unregistration).  After this
-    /// the other callbacks are not called again, and the device must stop
-    /// using any translation of the mm.  May sleep.
-    fn release(&self) {}
+    /// The address space is going away: called by `exit_mmap()` before the
+    /// pages of the mm are freed, or on unregistration (dropping the
+    /// [`Registration`]) if exit has not called it.  From now on the device
+    /// must not establish translations of the mm, and must drop those it
+    /// has.  May sleep.
+    ///
+    /// It is not the last callback.  The notifier leaves the mm's list only
+    /// after `release` returns, so other callbacks may run concurrently with
+    /// it and after it (an invalidation that started earlier on another CPU,
+    /// or rmap walks such as truncation, which do not need the exiting
+    /// task): only the end of the [`Registration`] waits for them.  An
+    /// invalidation whose `invalidate_range_start` ran before the removal
+    /// may never get its `invalidate_range_end`.  If exit and unregistration
+    /// race, `release` may even run twice, concurrently.
+    fn release(&self) {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
 
     /// Test and clear the accessed bit of `[start, end)`, with a TLB flush.
     fn clear_flush_young(&self, _start: usize, _end: usize) -> bool {
-        false
+        build_error!(VTABLE_DEFAULT_ERROR)
     }
 
     /// Test and clear the accessed bit of `[start, end)`.
     fn clear_young(&self, _start: usize, _end: usize) -> bool {
-        false
+        build_error!(VTABLE_DEFAULT_ERROR)
     }
 
     /// Test the accessed bit of `address`.
     fn test_young(&self, _address: usize) -> bool {
-        false
+        build_error!(VTABLE_DEFAULT_ERROR)
     }
 }
 
@@ -242,29 +300,84 @@ unsafe impl<T: MmuNotifier> Send for Registration<T> {}
 unsafe impl<T: MmuNotifier> Sync for Registration<T> {}
 
 impl<T: MmuNotifier> Registration<T> {
-    const RANGE_OPS: bindings::mmu_notifier_ops = bindings::mmu_notifier_ops {
-        release: Some(Self::release_c),
-        clear_flush_young: Some(Self::clear_flush_young_c),
-        clear_young: Some(Self::clear_young_c),
-        test_young: Some(Self::test_young_c),
-        invalidate_range_start: Some(Self::invalidate_range_start_c),
-        invalidate_range_end: Some(Self::invalidate_range_end_c),
-        arch_invalidate_secondary_tlbs: None,
-        alloc_notifier: None,
-        free_notifier: None,
+    /// The `invalidate_range_start` entry: at most one of the two start
+    /// callbacks, and none next to an end if it may refuse (see "Start errors"
+    /// on [`MmuNotifier`]).
+    const RANGE_START: Option<
+        unsafe extern "C" fn(
+            *mut bindings::mmu_notifier,
+            *const bindings::mmu_notifier_range,
+        ) -> kernel::ffi::c_int,
+    > = {
+        assert!(
+            !(T::HAS_TRY_INVALIDATE_RANGE_START
+                && (T::HAS_INVALIDATE_RANGE_START || T::HAS_INVALIDATE_RANGE_END)),
+            "an MmuNotifier that may refuse a start has no other range callback"
+        );
+        if T::HAS_TRY_INVALIDATE_RANGE_START {
+            Some(Self::try_invalidate_range_start_c)
+        } else if T::HAS_INVALIDATE_RANGE_START {
+            Some(Self::invalidate_range_start_c)
+        } else {
+            None
+        }
     };
 
-    const SECONDARY_TLBS_OPS: bindings::mmu_notifier_ops = bindings::mmu_notifier_ops {
-        release: Some(Self::release_c),
-        clear_flush_young: None,
-        clear_young: None,
-        test_young: None,
-        invalidate_range_start: None,
-        invalidate_range_end: None,
-        arch_invalidate_secondary_tlbs: Some(Self::arch_invalidate_secondary_tlbs_c),
-        alloc_notifier: None,
-        free_notifier: None,
+    /// The `release` entry, of both groups of callbacks.
+    const RELEASE: Option<
+        unsafe extern "C" fn(*mut bindings::mmu_notifier, *mut bindings::mm_struct),
+    > = if T::HAS_RELEASE {
+        Some(Self::release_c)
+    } else {
+        None
     };
+
+    /// The ops of a [`Callbacks::Range`] registration: `NULL` where `T` has
+    /// no callback.
+    const RANGE_OPS: bindings::mmu_notifier_ops = bindings::mmu_notifier_ops {
+        release: Self::RELEASE,
+        clear_flush_young: if T::HAS_CLEAR_FLUSH_YOUNG {
+            Some(Self::clear_flush_young_c)
+        } else {
+            None
+        },
+        clear_young: if T::HAS_CLEAR_YOUNG {
+            Some(Self::clear_young_c)
+        } else {
+            None
+        },
+        test_young: if T::HAS_TEST_YOUNG {
+            Some(Self::test_young_c)
+        } else {
+            None
+        },
+        invalidate_range_start: Self::RANGE_START,
+        invalidate_range_end: if T::HAS_INVALIDATE_RANGE_END {
+            Some(Self::invalidate_range_end_c)
+        } else {
+            None
+        },
+        ..pin_init::zeroed()
+    };
+
+    /// The ops of a [`Callbacks::SecondaryTlbs`] registration.
+    const SECONDARY_TLBS_OPS: bindings::mmu_notifier_ops = bindings::mmu_notifier_ops {
+        release: Self::RELEASE,
+        arch_invalidate_secondary_tlbs: if T::HAS_ARCH_INVALIDATE_SECONDARY_TLBS {
+            Some(Self::arch_invalidate_secondary_tlbs_c)
+        } else {
+            None
+        },
+        ..pin_init::zeroed()
+    };
+
+    /// The ops table of a registration for `callbacks`.
+    const fn ops(callbacks: Callbacks) -> &'static bindings::mmu_notifier_ops {
+        match callbacks {
+            Callbacks::Range => &Self::RANGE_OPS,
+            Callbacks::SecondaryTlbs => &Self::SECONDARY_TLBS_OPS,
+        }
+    }
 
     /// Initialises `data` and registers it as a notifier of `mm` for the
     /// group of callbacks `callbacks`.
@@ -282,17 +395,18 @@ impl<T: MmuNotifier> Registration<T> {
             // INVARIANT: Callbacks may run as soon as registration succeeds:
             // `data` is initialised before `notifier` (field order above) and
             // the struct is pinned, so `container_of` reaches a valid `Self`.
-            //
-            // SAFETY: `ptr` is valid for writes of a `struct mmu_notifier`, for
-            // which zero is valid; the ops tables are `'static` (promoted);
-            // `mm_users > 0` (`MmWithUser`), as `mmu_notifier_register` needs.
-            notifier <- Opaque::try_ffi_init(|ptr: *mut bindings::mmu_notifier| unsafe {
-                ptr::write_bytes(ptr, 0, 1);
-                (*ptr).ops = match callbacks {
-                    Callbacks::Range => &Self::RANGE_OPS,
-                    Callbacks::SecondaryTlbs => &Self::SECONDARY_TLBS_OPS,
+            notifier <- Opaque::try_ffi_init(move |ptr: *mut bindings::mmu_notifier| {
+                let notifier = bindings::mmu_notifier {
+                    ops: Self::ops(callbacks),
+                    ..pin_init::zeroed()
                 };
-                to_result(bindings::mmu_notifier_register(ptr, mm.as_raw()))
+                // SAFETY: `try_ffi_init` passes a pointer valid for writes.
+                unsafe { ptr.write(notifier) };
+                // SAFETY: `ptr` is an initialised `struct mmu_notifier` that
+                // stays pinned (in `Self`) until `drop` unregisters it; its
+                // ops table is `'static`; `mm_users > 0` (`MmWithUser`), as
+                // `mmu_notifier_register` needs.
+                to_result(unsafe { bindings::mmu_notifier_register(ptr, mm.as_raw()) })
             }),
         })
     }
@@ -337,11 +451,25 @@ impl<T: MmuNotifier> Registration<T> {
         // which only `new` does, on a `Registration<T>`.
         let data = unsafe { Self::data_of(subscription) };
         // SAFETY: `range` is valid for the duration of the callback.
+        data.invalidate_range_start(&Range(unsafe { &*range }));
+        0
+    }
+
+    /// C trampoline of the `mmu_notifier_ops` entry.
+    ///
+    /// # Safety
+    ///
+    /// `subscription` is the notifier of a live `Registration<T>` and the
+    /// other pointers are valid for the call, as the mm core guarantees.
+    unsafe extern "C" fn try_invalidate_range_start_c(
+        subscription: *mut bindings::mmu_notifier,
+        range: *const bindings::mmu_notifier_range,
+    ) -> kernel::ffi::c_int {
+        // SAFETY: As in `invalidate_range_start_c`.
+        let data = unsafe { Self::data_of(subscription) };
+        // SAFETY: `range` is valid for the duration of the callback.
         let range = Range(unsafe { &*range });
-        match data.invalidate_range_start(&range) {
-            Ok(()) => 0,
-            Err(e) => e.to_errno(),
-        }
+        refusal_to_errno(data.try_invalidate_range_start(&range))
     }
 
     /// C trampoline of the `mmu_notifier_ops` entry.
@@ -388,7 +516,8 @@ impl<T: MmuNotifier> Registration<T> {
         _mm: *mut bindings::mm_struct,
     ) {
         // SAFETY: As in `invalidate_range_start_c`.
-        unsafe { Self::data_of(subscription) }.release();
+        let data = unsafe { Self::data_of(subscription) };
+        data.release();
     }
 
     /// C trampoline of the `mmu_notifier_ops` entry.
@@ -404,7 +533,8 @@ impl<T: MmuNotifier> Registration<T> {
         end: kernel::ffi::c_ulong,
     ) -> bool {
         // SAFETY: As in `invalidate_range_start_c`.
-        unsafe { Self::data_of(subscription) }.clear_flush_young(start, end)
+        let data = unsafe { Self::data_of(subscription) };
+        data.clear_flush_young(start, end)
     }
 
     /// C trampoline of the `mmu_notifier_ops` entry.
@@ -420,7 +550,8 @@ impl<T: MmuNotifier> Registration<T> {
         end: kernel::ffi::c_ulong,
     ) -> bool {
         // SAFETY: As in `invalidate_range_start_c`.
-        unsafe { Self::data_of(subscription) }.clear_young(start, end)
+        let data = unsafe { Self::data_of(subscription) };
+        data.clear_young(start, end)
     }
 
     /// C trampoline of the `mmu_notifier_ops` entry.
@@ -435,7 +566,19 @@ impl<T: MmuNotifier> Registration<T> {
         address: kernel::ffi::c_ulong,
     ) -> bool {
         // SAFETY: As in `invalidate_range_start_c`.
-        unsafe { Self::data_of(subscription) }.test_young(address)
+        let data = unsafe { Self::data_of(subscription) };
+        data.test_young(address)
+    }
+}
+
+/// The return value of `invalidate_range_start` for the result of
+/// [`MmuNotifier::try_invalidate_range_start`]: `-EAGAIN` for a refusal, the
+/// only error the core accepts (and only for a non-blockable range, the only
+/// range a [`Refusal`] is made for).
+fn refusal_to_errno(result: Result<(), Refusal<'_>>) -> kernel::ffi::c_int {
+    match result {
+        Ok(()) => 0,
+        Err(Refusal(_)) => EAGAIN.to_errno(),
     }
 }
 
@@ -449,5 +592,187 @@ impl<T: MmuNotifier> PinnedDrop for Registration<T> {
         // SAFETY: By the type invariant the notifier is registered on `mm`,
         // whose `mm_count` the registration holds (the struct is alive).
         unsafe { bindings::mmu_notifier_unregister(self.notifier.get(), self.mm.as_raw()) };
+    }
+}
+
+#[kernel::macros::kunit_tests(tlbrace_mmu_notifier)]
+mod tests {
+    use super::*;
+    use core::ptr;
+    use kernel::{
+        page::PAGE_SIZE,
+        sync::{
+            atomic::{Atomic, Relaxed},
+            Arc,
+        },
+    };
+
+    // `include/uapi/asm-generic/mman-common.h`, not in the bindings.
+    const PROT_READ: usize = 0x1;
+    const PROT_WRITE: usize = 0x2;
+    const MAP_PRIVATE: usize = 0x02;
+    const MAP_ANONYMOUS: usize = 0x20;
+
+    /// What a [`Counter`] saw: the invalidations of the page at `page` (an
+    /// unmap, blockable, ended with the key it started with), the releases.
+    struct Counts {
+        page: Atomic<usize>,
+        key: Atomic<usize>,
+        starts: Atomic<u32>,
+        ends: Atomic<u32>,
+        releases: Atomic<u32>,
+    }
+
+    /// Counts into [`Counts`], which outlive the registration.
+    struct Counter(Arc<Counts>);
+
+    impl Counter {
+        fn covers_page(&self, range: &Range<'_>) -> bool {
+            let page = self.0.page.load(Relaxed);
+            page != 0
+                && range.start() <= page
+                && page + PAGE_SIZE <= range.end()
+                && range.event() == Event::Unmap
+                && range.blockable()
+        }
+    }
+
+    #[vtable]
+    impl MmuNotifier for Counter {
+        fn invalidate_range_start(&self, range: &Range<'_>) {
+            if self.covers_page(range) {
+                self.0.key.store(range.key().0, Relaxed);
+                self.0.starts.add(1, Relaxed);
+            }
+        }
+
+        fn invalidate_range_end(&self, range: &Range<'_>) {
+            if self.covers_page(range) && self.0.key.load(Relaxed) == range.key().0 {
+                self.0.ends.add(1, Relaxed);
+            }
+        }
+
+        fn release(&self) {
+            self.0.releases.add(1, Relaxed);
+        }
+    }
+
+    /// Refuses every non-blockable range.
+    struct Refuser;
+
+    #[vtable]
+    impl MmuNotifier for Refuser {
+        fn try_invalidate_range_start<'a>(&self, range: &Range<'a>) -> Result<(), Refusal<'a>> {
+            range.refuse().map_or(Ok(()), Err)
+        }
+    }
+
+    /// Gives the KUnit thread an mm, kept until the thread exits.
+    fn attach_mm() -> Result {
+        // SAFETY: No precondition; attaches a new mm unless the thread has one.
+        to_result(unsafe { bindings::kunit_attach_mm() })
+    }
+
+    /// Maps an anonymous private page in the current mm.
+    fn map_page() -> Result<usize> {
+        // SAFETY: The current thread has an mm (`attach_mm`); a NULL file
+        // with `MAP_ANONYMOUS` maps anonymous memory anywhere.
+        let addr = unsafe {
+            bindings::vm_mmap(
+                ptr::null_mut(),
+                0,
+                PAGE_SIZE,
+                PROT_READ | PROT_WRITE,
+                MAP_PRIVATE | MAP_ANONYMOUS,
+                0,
+            )
+        };
+        // An error is returned as a negative errno.
+        if addr > usize::MAX - 4096 {
+            return Err(Error::from_errno(addr as i32));
+        }
+        Ok(addr)
+    }
+
+    /// Unmaps the page `map_page` returned.
+    fn unmap_page(addr: usize) -> Result {
+        // SAFETY: Unmapping a user range of the current mm has no
+        // precondition; nothing in the kernel points into it.
+        to_result(unsafe { bindings::vm_munmap(addr, PAGE_SIZE) })
+    }
+
+    #[test]
+    fn sees_an_unmap() -> Result {
+        attach_mm()?;
+        let task = kernel::current!();
+        let mm = task.mm().ok_or(EINVAL)?;
+        let counts = Arc::new(
+            Counts {
+                page: Atomic::new(0),
+                key: Atomic::new(0),
+                starts: Atomic::new(0),
+                ends: Atomic::new(0),
+                releases: Atomic::new(0),
+            },
+            GFP_KERNEL,
+        )?;
+        let counter = Counter(counts.clone());
+        let reg = KBox::pin_init(
+            Registration::new(mm, Callbacks::Range, Ok(counter)),
+            GFP_KERNEL,
+        )?;
+        let addr = map_page()?;
+        counts.page.store(addr, Relaxed);
+        unmap_page(addr)?;
+        assert_eq!(counts.starts.load(Relaxed), 1);
+        assert_eq!(counts.ends.load(Relaxed), 1);
+        assert_eq!(counts.releases.load(Relaxed), 0);
+        // Unregistering calls `release`, as exit has not.
+        drop(reg);
+        assert_eq!(counts.releases.load(Relaxed), 1);
+        Ok(())
+    }
+
+    #[test]
+    fn unimplemented_callbacks_are_null() {
+        let ops = Registration::<Counter>::ops(Callbacks::Range);
+        assert!(ops.invalidate_range_start.is_some());
+        assert!(ops.invalidate_range_end.is_some());
+        assert!(ops.release.is_some());
+        assert!(ops.clear_flush_young.is_none());
+        assert!(ops.clear_young.is_none());
+        assert!(ops.test_young.is_none());
+        assert!(ops.arch_invalidate_secondary_tlbs.is_none());
+        let ops = Registration::<Counter>::ops(Callbacks::SecondaryTlbs);
+        assert!(ops.release.is_some());
+        assert!(ops.invalidate_range_start.is_none());
+        assert!(ops.invalidate_range_end.is_none());
+        assert!(ops.arch_invalidate_secondary_tlbs.is_none());
+        // A notifier that may refuse has a start and no end.
+        let ops = Registration::<Refuser>::ops(Callbacks::Range);
+        assert!(ops.invalidate_range_start.is_some());
+        assert!(ops.invalidate_range_end.is_none());
+        assert!(ops.release.is_none());
+    }
+
+    #[test]
+    fn only_a_nonblockable_range_is_refused() -> Result {
+        attach_mm()?;
+        let task = kernel::current!();
+        let mm = task.mm().ok_or(EINVAL)?;
+        // INVARIANT: `raw.mm` is the current mm, alive while the test runs.
+        let mut raw = bindings::mmu_notifier_range {
+            mm: mm.as_raw(),
+            flags: bindings::MMU_NOTIFIER_RANGE_BLOCKABLE,
+            ..Default::default()
+        };
+        assert!(Refuser.try_invalidate_range_start(&Range(&raw)).is_ok());
+        raw.flags = 0;
+        let range = Range(&raw);
+        let refused = Refuser.try_invalidate_range_start(&range);
+        assert!(refused.is_err());
+        assert_eq!(refusal_to_errno(refused), EAGAIN.to_errno());
+        assert_eq!(refusal_to_errno(Ok(())), 0);
+        Ok(())
     }
 }
