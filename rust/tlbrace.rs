@@ -8,6 +8,10 @@
 //! [`mmu_notifier`] abstraction; [`engine`] performs device accesses through
 //! the [`dtlb`] and [`dpt`], under the selected [`contract`].
 
+// Every `unsafe` block holds one unsafe operation, so that its `SAFETY`
+// comment argues for exactly that one.
+#![deny(clippy::multiple_unsafe_ops_per_block)]
+
 use kernel::{
     miscdevice::{MiscDeviceOptions, MiscDeviceRegistration},
     prelude::*,
