@@ -7,4 +7,5 @@ pub(crate) mod file_cred;
 pub mod flush_work;
 pub mod mm_ext;
 pub mod mmu_notifier;
+pub(crate) mod transmute;
 pub mod user_page;
