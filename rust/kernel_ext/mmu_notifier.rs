@@ -450,7 +450,10 @@ impl<T: MmuNotifier> Registration<T> {
         // SAFETY: The mm core passes the notifier registered with our ops,
         // which only `new` does, on a `Registration<T>`.
         let data = unsafe { Self::data_of(subscription) };
-        // SAFETY: `range` is valid for the duration of the callback.
+        // INVARIANT: The range's `mm` is the notifier's, whose `mm_count`
+        // the registration holds, and the `Range` does not outlive the call.
+        // SAFETY: The core passes a `range` valid for the duration of the
+        // callback.
         data.invalidate_range_start(&Range(unsafe { &*range }));
         0
     }
@@ -467,7 +470,8 @@ impl<T: MmuNotifier> Registration<T> {
     ) -> kernel::ffi::c_int {
         // SAFETY: As in `invalidate_range_start_c`.
         let data = unsafe { Self::data_of(subscription) };
-        // SAFETY: `range` is valid for the duration of the callback.
+        // INVARIANT: As in `invalidate_range_start_c`.
+        // SAFETY: As in `invalidate_range_start_c`.
         let range = Range(unsafe { &*range });
         refusal_to_errno(data.try_invalidate_range_start(&range))
     }
@@ -484,7 +488,8 @@ impl<T: MmuNotifier> Registration<T> {
     ) {
         // SAFETY: As in `invalidate_range_start_c`.
         let data = unsafe { Self::data_of(subscription) };
-        // SAFETY: `range` is valid for the duration of the callback.
+        // INVARIANT: As in `invalidate_range_start_c`.
+        // SAFETY: As in `invalidate_range_start_c`.
         data.invalidate_range_end(&Range(unsafe { &*range }));
     }
 
