@@ -8,14 +8,16 @@
 //! through a global lock.  The files are `debugfs_file`'s, whose open pins
 //! the module (see there why not `kernel::debugfs`'s).
 
-use core::sync::atomic::{AtomicU32, Ordering};
-
 use kernel::{
     debugfs::Writer,
     mm::Mm,
     prelude::*,
     str::CString,
-    sync::{aref::ARef, Arc},
+    sync::{
+        aref::ARef,
+        atomic::{Atomic, Relaxed},
+        Arc,
+    },
 };
 
 use crate::{
@@ -32,7 +34,7 @@ kernel::sync::global_lock! {
 }
 
 /// Numbers the devices' subdirectories.
-static NEXT_ID: AtomicU32 = AtomicU32::new(0);
+static NEXT_ID: Atomic<u32> = Atomic::new(0);
 
 /// Owns the root directory: it is removed when this is dropped at module
 /// exit and the last device's directory is gone.
@@ -57,7 +59,7 @@ impl Drop for Root {
 /// Creates `<tgid>-<n>/stats` for a new device of process `tgid`, mirroring
 /// `mm`.
 pub(crate) fn stats_file(tgid: i32, dev: Arc<Device>, mm: ARef<Mm>) -> Result<File<StatsFile>> {
-    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let id = NEXT_ID.fetch_add(1, Relaxed);
     let name = CString::try_from_fmt(fmt!("{tgid}-{id}"))?;
     let root = ROOT.lock().clone().ok_or(ENODEV)?;
     let dir = Dir::new(&name, Some(root))?;

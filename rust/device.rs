@@ -195,8 +195,9 @@ impl Device {
 
 // The device registers twice (see `mmu_notifier::Callbacks`), each registration
 // holding a reference to it.
+#[vtable]
 impl MmuNotifier for Arc<Device> {
-    fn invalidate_range_start(&self, range: &Range<'_>) -> Result {
+    fn invalidate_range_start(&self, range: &Range<'_>) {
         self.stats.inc(Counter::RangeStart);
         self.inject.pass(self, &site(Point::RangeStartEnter, range));
         let (start, end) = vpn_range(range.start(), range.end());
@@ -209,7 +210,6 @@ impl MmuNotifier for Arc<Device> {
         }
         drop(mmu);
         self.inject.pass(self, &site(Point::RangeStartExit, range));
-        Ok(())
     }
 
     fn invalidate_range_end(&self, range: &Range<'_>) {

@@ -345,7 +345,7 @@ impl TlbraceFile {
         let entries = UserPtr::from_addr(s.entries as usize);
         UserSlice::new(entries, bytes)
             .writer()
-            .write_slice(out.as_slice().as_bytes())?;
+            .write_slice(AsBytes::as_bytes(out.as_slice()))?;
         s.nr_entries = out.len() as u32;
         writer.write(&s)
     }

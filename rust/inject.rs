@@ -14,12 +14,13 @@
 //! Lock order: `Injector::arms` is taken without the device's MMU lock held,
 //! and no action runs with it held except the park's own wait.
 
-use core::sync::atomic::{AtomicU32, Ordering};
-
 use kernel::{
     new_condvar, new_spinlock,
     prelude::*,
-    sync::{CondVar, CondVarTimeoutResult, SpinLock},
+    sync::{
+        atomic::{Atomic, Relaxed},
+        CondVar, CondVarTimeoutResult, SpinLock,
+    },
     time::{
         delay::{fsleep, udelay},
         msecs_to_jiffies, Delta,
@@ -137,7 +138,7 @@ struct Arms {
 #[pin_data]
 pub(crate) struct Injector {
     /// One bit per [`Point`] with an arm: the fast path of every pass.
-    armed: AtomicU32,
+    armed: Atomic<u32>,
     #[pin]
     arms: SpinLock<Arms>,
     #[pin]
@@ -147,7 +148,7 @@ pub(crate) struct Injector {
 impl Injector {
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(Self {
-            armed: AtomicU32::new(0),
+            armed: Atomic::new(0),
             arms <- new_spinlock!(Arms { slots: [None; NR_ARMS], release_gen: [0; NR_ARMS] }),
             released <- new_condvar!(),
         })
@@ -156,7 +157,7 @@ impl Injector {
     /// Whether any arm names `point` (cheap; for paths that must do extra
     /// work to offer a point).
     pub(crate) fn armed(&self, point: Point) -> bool {
-        self.armed.load(Ordering::Relaxed) & point.bit() != 0
+        self.armed.load(Relaxed) & point.bit() != 0
     }
 
     fn update_mask(&self, arms: &Arms) {
@@ -165,7 +166,7 @@ impl Injector {
             .iter()
             .flatten()
             .fold(0, |m, a| m | a.point.bit());
-        self.armed.store(mask, Ordering::Relaxed);
+        self.armed.store(mask, Relaxed);
     }
 
     /// Arms slot `id` from the uapi description.

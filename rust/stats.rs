@@ -4,9 +4,14 @@
 //! last stale accesses.  Counters are lock-free; the ring has its own lock,
 //! taken inside the MMU lock.
 
-use core::sync::atomic::{AtomicU64, Ordering};
-
-use kernel::{new_spinlock, prelude::*, sync::SpinLock};
+use kernel::{
+    new_spinlock,
+    prelude::*,
+    sync::{
+        atomic::{Atomic, Relaxed},
+        SpinLock,
+    },
+};
 
 use crate::{mmu_notifier::Event, uapi};
 
@@ -59,7 +64,7 @@ struct Ring {
 /// The statistics of one device.
 #[pin_data]
 pub(crate) struct Stats {
-    counters: [AtomicU64; NR_COUNTERS],
+    counters: [Atomic<u64>; NR_COUNTERS],
     #[pin]
     ring: SpinLock<Ring>,
 }
@@ -67,7 +72,7 @@ pub(crate) struct Stats {
 impl Stats {
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(Self {
-            counters: [const { AtomicU64::new(0) }; NR_COUNTERS],
+            counters: [const { Atomic::new(0) }; NR_COUNTERS],
             ring <- new_spinlock!(Ring {
                 events: [uapi::tlbrace_stale_event::default(); RING],
                 total: 0,
@@ -77,7 +82,7 @@ impl Stats {
 
     /// Adds `n` to a counter.
     pub(crate) fn add(&self, c: Counter, n: u64) {
-        self.counters[c as usize].fetch_add(n, Ordering::Relaxed);
+        self.counters[c as usize].add(n, Relaxed);
     }
 
     /// Adds one to a counter.
@@ -87,7 +92,7 @@ impl Stats {
 
     /// The value of a counter.
     pub(crate) fn get(&self, c: Counter) -> u64 {
-        self.counters[c as usize].load(Ordering::Relaxed)
+        self.counters[c as usize].load(Relaxed)
     }
 
     /// Counts a stale access and records it in the ring.
@@ -115,9 +120,9 @@ impl Stats {
     pub(crate) fn read(&self, out: &mut uapi::tlbrace_stats, reset: bool) {
         let v: [u64; NR_COUNTERS] = core::array::from_fn(|i| {
             if reset {
-                self.counters[i].swap(0, Ordering::Relaxed)
+                self.counters[i].xchg(0, Relaxed)
             } else {
-                self.counters[i].load(Ordering::Relaxed)
+                self.counters[i].load(Relaxed)
             }
         });
         out.cb_range_start = v[Counter::RangeStart as usize];

@@ -8,6 +8,10 @@
 //! [`mmu_notifier`] abstraction; [`engine`] performs device accesses through
 //! the [`dtlb`] and [`dpt`], under the selected [`contract`].
 
+// Every `unsafe` block holds one unsafe operation, so that its `SAFETY`
+// comment argues for exactly that one.
+#![deny(clippy::multiple_unsafe_ops_per_block)]
+
 use kernel::{
     miscdevice::{MiscDeviceOptions, MiscDeviceRegistration},
     prelude::*,
@@ -15,25 +19,23 @@ use kernel::{
 
 mod contract;
 mod debugfs;
-mod debugfs_file;
 mod device;
 mod dpt;
 mod dtlb;
 mod engine;
 mod file;
-mod file_cred;
-pub mod flush_work;
 mod gather;
 mod inject;
-pub mod mm_ext;
-pub mod mmu_notifier;
+pub mod kernel_ext;
 mod staleness;
 mod stats;
 mod tracker;
 mod translation;
 mod uapi;
-pub mod user_page;
 mod worker;
+
+// Driver code names these as it would name `kernel::…`.
+use kernel_ext::{debugfs_file, file_cred, flush_work, mm_ext, mmu_notifier, user_page};
 
 module! {
     type: TlbraceModule,

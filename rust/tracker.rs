@@ -32,9 +32,10 @@
 //! *older* open gather, which is why waiting for older overlapping gathers is
 //! enough (and cannot deadlock: waits only go from younger to older).
 
-use core::sync::atomic::{AtomicUsize, Ordering};
-
-use kernel::prelude::*;
+use kernel::{
+    prelude::*,
+    sync::atomic::{Acquire, Atomic, Full, Relaxed, Release},
+};
 
 use crate::{translation::Vpn, uapi};
 
@@ -115,10 +116,12 @@ impl Tracker for Naive {
 /// Orderings, mirroring `include/linux/mm_inline.h`:
 /// - `open` increments before any dPT entry is cleared (the stock
 ///   `inc_tlb_flush_pending()` precedes the PTE changes, and its
-///   `smp_mb__after_atomic()` in the callers orders it before them): `SeqCst`.
+///   `smp_mb__after_atomic()` in the callers orders it before them): `Full`.
 /// - `close` reads the count before flushing (`mm_tlb_flush_nested()` in
 ///   `tlb_finish_mmu()`): more than one open means some other gather may
-///   have cleared entries in this range that this one skipped.
+///   have cleared entries in this range that this one skipped.  A plain
+///   read, as C's `atomic_read()`: `Relaxed` (`&mut self` excludes every
+///   other update anyway).
 /// - `closed` decrements only after the flush (`dec_tlb_flush_pending()`
 ///   after `flush_tlb_range()`, with `smp_mb__before_atomic()`): `Release`,
 ///   so a reader that sees the count drop also sees the flushed dTLB.
@@ -126,34 +129,34 @@ impl Tracker for Naive {
 ///
 /// The device's MMU lock already orders all of these against each other;
 /// the atomics keep the mirror faithful for a lockless fault-path check.
-pub(crate) struct Counter(AtomicUsize);
+pub(crate) struct Counter(Atomic<usize>);
 
 impl Counter {
     pub(crate) fn new() -> Self {
-        Self(AtomicUsize::new(0))
+        Self(Atomic::new(0))
     }
 }
 
 impl Tracker for Counter {
     fn open(&mut self, _g: Open) -> Result {
-        self.0.fetch_add(1, Ordering::SeqCst);
+        self.0.fetch_add(1, Full);
         Ok(())
     }
     fn close(&mut self, _g: Open) -> Flush {
-        if self.0.load(Ordering::SeqCst) > 1 {
+        if self.0.load(Relaxed) > 1 {
             Flush::All
         } else {
             Flush::Cleared
         }
     }
     fn closed(&mut self, _g: Open) {
-        self.0.fetch_sub(1, Ordering::Release);
+        self.0.fetch_sub(1, Release);
     }
     fn pending(&self, _vpn: Vpn) -> bool {
-        self.0.load(Ordering::Acquire) > 0
+        self.0.load(Acquire) > 0
     }
     fn open_gathers(&self) -> usize {
-        self.0.load(Ordering::Acquire)
+        self.0.load(Acquire)
     }
     fn kind(&self) -> u32 {
         uapi::TLBRACE_TRACKER_COUNTER

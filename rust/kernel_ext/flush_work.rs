@@ -16,7 +16,9 @@ use kernel::{bindings, workqueue::Work};
 /// whether it had to wait.  May sleep.
 pub fn flush_work<T: ?Sized, const ID: u64>(work: &Work<T, ID>) -> bool {
     // SAFETY: `work` is a reference, so the pointer is aligned and not
-    // dangling, and the `Work` was initialised (it exists), as `flush_work`
-    // requires of its `work_struct`.
-    unsafe { bindings::flush_work(Work::raw_get(work)) }
+    // dangling, as `raw_get` requires.
+    let raw = unsafe { Work::raw_get(work) };
+    // SAFETY: `raw` is the `work_struct` of a `Work` that exists, so it was
+    // initialised, as `flush_work` requires.
+    unsafe { bindings::flush_work(raw) }
 }

@@ -150,9 +150,7 @@ impl<T: Writer + Sync> OpsOf<T> {
         read: Some(bindings::seq_read),
         llseek: Some(bindings::seq_lseek),
         release: Some(bindings::single_release),
-        // SAFETY: All-zero is a valid `file_operations`: every other member
-        // is an optional function pointer or a flag.
-        ..unsafe { core::mem::zeroed() }
+        ..pin_init::zeroed()
     };
 }
 

@@ -15,9 +15,15 @@
 //!
 //! C header: [`include/linux/mm.h`](srctree/include/linux/mm.h)
 
-use core::{ptr::NonNull, sync::atomic::AtomicU64, sync::atomic::Ordering};
+use core::ptr::NonNull;
 
-use kernel::{bindings, mm::MmWithUser, page::PAGE_SIZE, prelude::*};
+use kernel::{
+    bindings,
+    mm::MmWithUser,
+    page::PAGE_SIZE,
+    prelude::*,
+    sync::atomic::{Atomic, Full, Relaxed},
+};
 
 /// A reference to a page that was mapped in a user address space.
 ///
@@ -142,34 +148,35 @@ impl UserPage {
 
     /// Returns the word at `offset`, which must be 8-byte aligned and inside
     /// the page.
-    fn word<R>(&self, offset: usize, f: impl FnOnce(&AtomicU64) -> R) -> R {
+    fn word<R>(&self, offset: usize, f: impl FnOnce(&Atomic<u64>) -> R) -> R {
         assert!(offset % 8 == 0 && offset + 8 <= PAGE_SIZE);
         self.with_mapped(|base| {
-            // SAFETY: `base + offset` is an aligned word inside the mapped
-            // page (checked above), valid while mapped.  All kernel accesses
-            // to user pages through this type are atomic.
-            let word = unsafe { AtomicU64::from_ptr(base.add(offset).cast::<u64>()) };
+            // SAFETY: `offset + 8 <= PAGE_SIZE` (checked above): the result
+            // stays inside the mapped page.
+            let ptr = unsafe { base.add(offset) }.cast::<u64>();
+            // SAFETY: `ptr` is an aligned word (`offset % 8 == 0`, the page is
+            // aligned) of the mapped page, valid for reads and writes while
+            // it is mapped, which outlasts `f`.  All kernel accesses to user
+            // pages through this type are atomic, and user space's accesses
+            // are a CPU's, so no data race in the LKMM sense.
+            let word = unsafe { Atomic::from_ptr(ptr) };
             f(word)
         })
     }
 
     /// Reads the aligned word at `offset`.
     pub fn load(&self, offset: usize) -> u64 {
-        self.word(offset, |w| w.load(Ordering::Relaxed))
+        self.word(offset, |w| w.load(Relaxed))
     }
 
     /// Writes the aligned word at `offset`.
     pub fn store(&self, offset: usize, value: u64) {
-        self.word(offset, |w| w.store(value, Ordering::Relaxed))
+        self.word(offset, |w| w.store(value, Relaxed))
     }
 
     /// Compare-and-swap of the aligned word at `offset`; returns the old value.
     pub fn compare_exchange(&self, offset: usize, old: u64, new: u64) -> u64 {
-        self.word(offset, |w| {
-            match w.compare_exchange(old, new, Ordering::SeqCst, Ordering::SeqCst) {
-                Ok(v) | Err(v) => v,
-            }
-        })
+        self.word(offset, |w| w.cmpxchg(old, new, Full).unwrap_or_else(|v| v))
     }
 
     /// The page frame number, the page's identity for snapshots and tests

@@ -12,8 +12,10 @@ use kernel::{bindings, mm::Mm};
 /// TLB flush is still pending (`mm_tlb_flush_pending()` tests it for non-zero,
 /// `mm_tlb_flush_nested()` for more than one).
 pub fn tlb_flush_pending(mm: &Mm) -> i32 {
-    // SAFETY: `mm` is a live `mm_struct` (the reference keeps it so), and
-    // `atomic_read` of its counter is a plain atomic load, as in
-    // `mm_tlb_flush_pending()`.
-    unsafe { bindings::atomic_read(&raw const (*mm.as_raw()).__bindgen_anon_1.tlb_flush_pending) }
+    // SAFETY: `mm` is a live `mm_struct` (the reference keeps it so): the
+    // field's address is in bounds of it.
+    let pending = unsafe { &raw const (*mm.as_raw()).__bindgen_anon_1.tlb_flush_pending };
+    // SAFETY: `pending` is a live `atomic_t`, and `atomic_read` of it is a
+    // plain atomic load, as in `mm_tlb_flush_pending()`.
+    unsafe { bindings::atomic_read(pending) }
 }
