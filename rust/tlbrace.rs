@@ -24,11 +24,13 @@ mod file;
 mod file_cred;
 pub mod flush_work;
 mod gather;
+mod hold_budget;
 mod inject;
 pub mod mm_ext;
 pub mod mmu_notifier;
 mod staleness;
 mod stats;
+pub mod task_ext;
 mod tracker;
 mod translation;
 mod uapi;
@@ -54,6 +56,8 @@ struct TlbraceModule {
 impl kernel::InPlaceModule for TlbraceModule {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
         pr_info!("ABI version {}\n", uapi::TLBRACE_ABI_VERSION);
+        // Before the misc device: parks need it as soon as a file is open.
+        hold_budget::init();
         try_pin_init!(Self {
             _debugfs: debugfs::Root::new()?,
             _miscdev <- MiscDeviceRegistration::register(MiscDeviceOptions { name: c"tlbrace" }),

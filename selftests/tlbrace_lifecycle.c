@@ -328,8 +328,10 @@ TEST(delay_spins_in_nonblockable_range)
 		char *v = mmap(NULL, vmas * PAGE, PROT_READ | PROT_WRITE,
 			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		int fd = tlbrace_open();
+		/* The reaper is another process: the spins need ANY_TASK. */
 		struct tlbrace_inject a = { .action = TLBRACE_ACTION_DELAY, .delay_us = us,
-					    .point = TLBRACE_POINT_RANGE_START_ENTER };
+					    .point = TLBRACE_POINT_RANGE_START_ENTER,
+					    .flags = TLBRACE_INJECT_ANY_TASK };
 
 		if (!p || v == MAP_FAILED || fd < 0)
 			_exit(2);
