@@ -386,7 +386,7 @@ static int park_fault(int fd, volatile void *p)
 	struct tlbrace_inject a = {
 		.point = TLBRACE_POINT_FAULT_FILL, .action = TLBRACE_ACTION_PARK,
 		.start = (uintptr_t)p, .end = (uintptr_t)p + PAGE, .count = 1,
-		.timeout_ms = 8000, .release_on = TLBRACE_RELEASE_BY_IOCTL,
+		.timeout_ms = TLBRACE_PARK_MAX_MS, .release_on = TLBRACE_RELEASE_BY_IOCTL,
 	};
 
 	return inj_arm(fd, &a);
@@ -449,7 +449,7 @@ TEST_F(lc, wait_interrupted_by_signal)
 	el = clock_ns(CLOCK_MONOTONIC) - t0;
 	TH_LOG("WAIT(10000 ms) interrupted after %lld ms", el / MS);
 	EXPECT_EQ(1, got_alarm);
-	/* Interrupted by the 100 ms timer, long before the park's 8 s. */
+	/* Interrupted by the 100 ms timer, long before the park's 5 s. */
 	EXPECT_GE(el, 90 * MS) TH_LOG("returned after %lld ms", el / MS);
 	EXPECT_LT(el, 2000 * MS) TH_LOG("returned after %lld ms", el / MS);
 	ASSERT_EQ(0, inj_release(self->fd, 0));
