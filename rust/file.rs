@@ -352,15 +352,14 @@ impl TlbraceFile {
 
     fn inject_arm(&self, user: UserPtr) -> Result {
         let (a, mut writer) = read_arg::<uapi::tlbrace_inject>(user)?;
-        self.with_own_mm(|_| self.device().inject.arm(&a))?;
+        let batched = self.device().config().0 == Contract::Batched;
+        self.with_own_mm(|mm| self.device().inject.arm(&a, mm, batched))?;
         writer.write(&a)
     }
 
     fn inject_disarm(&self, user: UserPtr) -> Result {
         let (a, mut writer) = read_arg::<uapi::tlbrace_inject>(user)?;
-        if a.reserved != 0 {
-            return Err(EINVAL);
-        }
+        check_flags(a.flags, 0)?;
         self.with_own_mm(|_| self.device().inject.disarm(a.id))?;
         writer.write(&a)
     }

@@ -17,6 +17,7 @@ use kernel::{
 
 use crate::{
     device::{Device, Mmu},
+    inject::{Point, Site},
     mmu_notifier::RangeKey,
     stats::Counter,
     tracker::{Flush, Open},
@@ -109,6 +110,13 @@ impl Device {
             if force_all {
                 self.stats.inc(Counter::WaitTimeouts);
             }
+        }
+        // The point between the decision to close and the flush: what the
+        // dTLB still maps there is the window a late flush leaves open.
+        if self.inject.armed(Point::GatherClose) {
+            drop(mmu);
+            self.inject.pass(self, &Site::gather(open, can_sleep));
+            mmu = self.mmu.lock();
         }
         // The index may have moved while waiting.
         let Some(i) = mmu.gathers.iter().position(|g| g.open.id == open.id) else {

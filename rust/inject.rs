@@ -11,10 +11,22 @@
 //! right there.  Parks only happen where the context may sleep; everything
 //! is disarmed, and every park released, when the file closes.
 //!
+//! A callback point runs in whichever task changes the mm: its owner, but
+//! also another process truncating a file the owner maps, or kswapd,
+//! kcompactd and khugepaged, with the caller's locks held.  There an arm
+//! fires only in a task of the attached mm, or with
+//! `TLBRACE_INJECT_ANY_TASK` in any user task; never in a kernel thread,
+//! which cannot be interrupted and which others wait for.  Device-path
+//! points run in the device's own contexts (the ioctl caller, its worker).
+//! Every park and delay is cut to the task's [`hold_budget`].
+//!
 //! Lock order: `Injector::arms` is taken without the device's MMU lock held,
-//! and no action runs with it held except the park's own wait.
+//! and no action runs with it held except the park's own wait.  The hold
+//! budget's lock is never taken with `arms` held.
 
 use kernel::{
+    current,
+    mm::Mm,
     new_condvar, new_spinlock,
     prelude::*,
     sync::{
@@ -27,7 +39,15 @@ use kernel::{
     },
 };
 
-use crate::{device::Device, engine::Op, mmu_notifier::Event, uapi};
+use crate::{
+    device::Device,
+    engine::Op,
+    hold_budget::{self, Hold},
+    mmu_notifier::Event,
+    task_ext,
+    tracker::Open,
+    uapi,
+};
 
 /// Arm slots per device.
 pub(crate) const NR_ARMS: usize = uapi::TLBRACE_NR_ARMS as usize;
@@ -43,6 +63,7 @@ pub(crate) enum Point {
     SecondaryTlbs = uapi::TLBRACE_POINT_SECONDARY_TLBS,
     FaultFill = uapi::TLBRACE_POINT_FAULT_FILL,
     AccessHit = uapi::TLBRACE_POINT_ACCESS_HIT,
+    GatherClose = uapi::TLBRACE_POINT_GATHER_CLOSE,
 }
 
 impl Point {
@@ -55,13 +76,43 @@ impl Point {
             uapi::TLBRACE_POINT_SECONDARY_TLBS => Self::SecondaryTlbs,
             uapi::TLBRACE_POINT_FAULT_FILL => Self::FaultFill,
             uapi::TLBRACE_POINT_ACCESS_HIT => Self::AccessHit,
-            uapi::TLBRACE_POINT_GATHER_CLOSE => return Err(EOPNOTSUPP),
+            uapi::TLBRACE_POINT_GATHER_CLOSE => Self::GatherClose,
             _ => return Err(EINVAL),
         })
     }
 
     fn bit(self) -> u32 {
         1 << self as u32
+    }
+
+    /// Whether the point is in a notifier callback, run by whichever task
+    /// changes the mm (not on a device path).
+    fn in_callback(self) -> bool {
+        !matches!(self, Self::FaultFill | Self::AccessHit)
+    }
+}
+
+/// Who passes a callback point, as the task filter sees it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Passer {
+    /// A user task of the attached mm.
+    Owner,
+    /// A user task of another mm (or of none any more: an exiting task).
+    OtherTask,
+    /// A kernel thread, even one that borrows the attached mm.
+    KernelThread,
+}
+
+impl Passer {
+    /// The current task, against the attached mm whose address is `owner`.
+    fn current(owner: usize) -> Self {
+        if task_ext::current_is_kthread() {
+            return Self::KernelThread;
+        }
+        match current!().mm() {
+            Some(mm) if mm.as_raw() as usize == owner => Self::Owner,
+            _ => Self::OtherTask,
+        }
     }
 }
 
@@ -78,6 +129,18 @@ pub(crate) struct Site {
 }
 
 impl Site {
+    /// The close of a gather of the `batched` contract (it has no event).
+    pub(crate) fn gather(g: Open, can_sleep: bool) -> Self {
+        use kernel::page::PAGE_SHIFT;
+        Self {
+            point: Point::GatherClose,
+            start: g.start << PAGE_SHIFT,
+            end: g.end << PAGE_SHIFT,
+            event: None,
+            can_sleep,
+        }
+    }
+
     /// A pass on a device path, about the page at `addr`; may sleep.
     pub(crate) fn page(point: Point, addr: usize) -> Self {
         let start = addr & !(kernel::page::PAGE_SIZE - 1);
@@ -104,6 +167,11 @@ enum Action {
     },
 }
 
+/// # Invariants
+///
+/// `owner` is the address of the mm the device is attached to (the arm ioctl
+/// only runs in its tasks), kept alive by the device's notifier registrations;
+/// it is only compared, never dereferenced.
 #[derive(Clone, Copy)]
 struct Arm {
     point: Point,
@@ -112,19 +180,28 @@ struct Arm {
     events: u32,
     nth: u64,
     count: u64,
+    any_task: bool,
+    owner: usize,
     action: Action,
     status: uapi::tlbrace_arm_status,
 }
 
 impl Arm {
-    fn matches(&self, site: &Site) -> bool {
+    fn matches(&self, site: &Site, passer: Option<Passer>) -> bool {
+        let task_ok = match passer {
+            // A device path: the device's own contexts.
+            None => true,
+            Some(Passer::Owner) => true,
+            Some(Passer::OtherTask) => self.any_task,
+            Some(Passer::KernelThread) => false,
+        };
         let any_range = self.start == 0 && self.end == 0;
         let in_range = any_range || (site.start < self.end && self.start < site.end);
         let event_ok = match site.event {
             Some(e) => self.events == 0 || self.events & (1 << e as u32) != 0,
             None => self.events == 0,
         };
-        self.point == site.point && in_range && event_ok
+        self.point == site.point && in_range && event_ok && task_ok
     }
 }
 
@@ -169,12 +246,22 @@ impl Injector {
         self.armed.store(mask, Relaxed);
     }
 
-    /// Arms slot `id` from the uapi description.
-    pub(crate) fn arm(&self, a: &uapi::tlbrace_inject) -> Result {
+    /// Arms slot `id` from the uapi description, for a device attached to
+    /// `owner` whose contract is `batched` or not.
+    pub(crate) fn arm(&self, a: &uapi::tlbrace_inject, owner: &Mm, batched: bool) -> Result {
         let id = a.id as usize;
         let point = Point::from_uapi(a.point)?;
-        if id >= NR_ARMS || a.reserved != 0 || a.start > a.end || a.nth > 1 << 30 {
+        if id >= NR_ARMS
+            || a.flags & !uapi::TLBRACE_INJECT_ANY_TASK != 0
+            || a.start > a.end
+            || a.nth > 1 << 30
+            // Only device paths have no event; a gather's close neither.
+            || (point == Point::GatherClose && a.events != 0)
+        {
             return Err(EINVAL);
+        }
+        if point == Point::GatherClose && !batched {
+            return Err(EOPNOTSUPP);
         }
         let action = match a.action {
             uapi::TLBRACE_ACTION_DELAY => {
@@ -232,6 +319,9 @@ impl Injector {
             events: a.events,
             nth: u64::from(a.nth.max(1)),
             count: u64::from(a.count),
+            any_task: a.flags & uapi::TLBRACE_INJECT_ANY_TASK != 0,
+            // INVARIANT: The caller passes the attached mm.
+            owner: owner.as_raw() as usize,
             action,
             status: uapi::tlbrace_arm_status {
                 armed: 1,
@@ -291,8 +381,15 @@ impl Injector {
         {
             let mut arms = self.arms.lock();
             let mut rendezvous = false;
+            // Every arm of a device has the same owner.
+            let passer = site
+                .point
+                .in_callback()
+                .then(|| arms.slots.iter().flatten().next().map(|a| a.owner))
+                .flatten()
+                .map(Passer::current);
             for (i, slot) in arms.slots.iter_mut().enumerate() {
-                let Some(arm) = slot.as_mut().filter(|a| a.matches(site)) else {
+                let Some(arm) = slot.as_mut().filter(|a| a.matches(site, passer)) else {
                     continue;
                 };
                 arm.status.matched += 1;
@@ -318,7 +415,7 @@ impl Injector {
         }
         for (id, action) in fire.iter().enumerate() {
             match *action {
-                Some(Action::Delay(us)) => delay(us, site.can_sleep),
+                Some(Action::Delay(us)) => self.delay(id, us, site.can_sleep),
                 Some(Action::Park { timeout_ms, .. }) => self.park(id, timeout_ms, site.can_sleep),
                 Some(Action::Access { op, addr }) => {
                     let r = dev.access_hit_only(addr, op);
@@ -339,18 +436,60 @@ impl Injector {
         }
     }
 
+    /// Counts a park or delay of slot `id` that did not happen.
+    fn refuse(&self, id: usize) {
+        if let Some(arm) = self.arms.lock().slots[id].as_mut() {
+            arm.status.refused += 1;
+        }
+    }
+
+    /// A hold of the current task of up to `want`, cut to its budget; a
+    /// refusal of slot `id` if the budget is spent.
+    fn hold(&self, id: usize, want: Delta) -> Option<Hold> {
+        let hold = hold_budget::begin(want);
+        if hold.is_none() {
+            self.refuse(id);
+        }
+        hold
+    }
+
+    /// Waits `us` microseconds, within the task's budget: sleeps if the
+    /// context may, else spins for at most `TLBRACE_DELAY_ATOMIC_MAX_US`
+    /// (`udelay()` takes at most `MAX_UDELAY_MS`, and a callback that may not
+    /// sleep must not stall long).
+    fn delay(&self, id: usize, us: u32, can_sleep: bool) {
+        let us = if can_sleep {
+            us
+        } else {
+            us.min(uapi::TLBRACE_DELAY_ATOMIC_MAX_US)
+        };
+        let Some(hold) = self.hold(id, Delta::from_micros(i64::from(us))) else {
+            return;
+        };
+        if can_sleep {
+            fsleep(hold.limit());
+        } else {
+            udelay(hold.limit());
+        }
+    }
+
     fn park(&self, id: usize, timeout_ms: u32, can_sleep: bool) {
+        if !can_sleep {
+            self.refuse(id);
+            return;
+        }
+        // Asked for before `arms` is locked (lock order).
+        let Some(hold) = self.hold(id, Delta::from_millis(i64::from(timeout_ms))) else {
+            return;
+        };
         let mut arms = self.arms.lock();
         let Some(arm) = arms.slots[id].as_mut() else {
             return;
         };
-        if !can_sleep {
-            arm.status.refused += 1;
-            return;
-        }
         arm.status.parked += 1;
         let gen = arms.release_gen[id];
-        let mut left = msecs_to_jiffies(timeout_ms);
+        // A park cut by the budget ends as by its timeout.
+        let mut left = msecs_to_jiffies(hold.limit().as_millis_ceil() as u32);
         let mut timed_out = false;
         while arms.release_gen[id] == gen {
             match self.released.wait_interruptible_timeout(&mut arms, left) {
@@ -368,6 +507,9 @@ impl Injector {
             arm.status.parked = arm.status.parked.saturating_sub(1);
             arm.status.timeouts += u64::from(timed_out);
         }
+        // The hold is charged after `arms` is unlocked (lock order).
+        drop(arms);
+        drop(hold);
     }
 }
 
@@ -376,17 +518,5 @@ fn slot_ids(id: u32) -> Result<core::ops::Range<usize>> {
         uapi::TLBRACE_ALL_ARMS => Ok(0..NR_ARMS),
         i if (i as usize) < NR_ARMS => Ok(i as usize..i as usize + 1),
         _ => Err(EINVAL),
-    }
-}
-
-/// Waits `us` microseconds: sleeps if the context may, else spins for at
-/// most `TLBRACE_DELAY_ATOMIC_MAX_US` (`udelay()` takes at most
-/// `MAX_UDELAY_MS`, and a callback that may not sleep must not stall long).
-fn delay(us: u32, can_sleep: bool) {
-    if can_sleep {
-        fsleep(Delta::from_micros(i64::from(us)));
-    } else {
-        let us = us.min(uapi::TLBRACE_DELAY_ATOMIC_MAX_US);
-        udelay(Delta::from_micros(i64::from(us)));
     }
 }

@@ -25,10 +25,12 @@ mod dtlb;
 mod engine;
 mod file;
 mod gather;
+mod hold_budget;
 mod inject;
 pub mod kernel_ext;
 mod staleness;
 mod stats;
+pub mod task_ext;
 mod tracker;
 mod translation;
 mod uapi;
@@ -56,6 +58,8 @@ struct TlbraceModule {
 impl kernel::InPlaceModule for TlbraceModule {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
         pr_info!("ABI version {}\n", uapi::TLBRACE_ABI_VERSION);
+        // Before the misc device: parks need it as soon as a file is open.
+        hold_budget::init();
         try_pin_init!(Self {
             _debugfs: debugfs::Root::new()?,
             _miscdev <- MiscDeviceRegistration::register(MiscDeviceOptions { name: c"tlbrace" }),

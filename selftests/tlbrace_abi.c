@@ -663,11 +663,11 @@ ABI_CMD(reset_stats, .cmd = TLBRACE_IOC_RESET_STATS, .size = sizeof(struct tlbra
 	.prepare = reset_prepare, .unchanged = reset_unchanged, .outputs = reset_outputs);
 
 ABI_CMD(inject_arm, .cmd = TLBRACE_IOC_INJECT_ARM, .size = sizeof(struct tlbrace_inject),
-	.zero = { ZERO(tlbrace_inject, reserved, 0) },
+	.zero = { ZERO(tlbrace_inject, flags, TLBRACE_INJECT_ANY_TASK) },
 	.prepare = arm_prepare, .unchanged = slot0_free, .outputs = slot0_armed);
 
 ABI_CMD(inject_disarm, .cmd = TLBRACE_IOC_INJECT_DISARM, .size = sizeof(struct tlbrace_inject),
-	.zero = { ZERO(tlbrace_inject, reserved, 0) },
+	.zero = { ZERO(tlbrace_inject, flags, 0) },
 	.prepare = disarm_prepare, .unchanged = slot0_armed, .outputs = slot0_free);
 
 ABI_CMD(inject_release, .cmd = TLBRACE_IOC_INJECT_RELEASE, .size = sizeof(struct tlbrace_release),

@@ -448,8 +448,10 @@ TEST(delay_spins_in_nonblockable_range)
 		char *v = mmap(NULL, vmas * PAGE, PROT_READ | PROT_WRITE,
 			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		int fd = tlbrace_open();
+		/* The reaper is another process: the spins need ANY_TASK. */
 		struct tlbrace_inject a = { .action = TLBRACE_ACTION_DELAY, .delay_us = us,
-					    .point = TLBRACE_POINT_RANGE_START_ENTER };
+					    .point = TLBRACE_POINT_RANGE_START_ENTER,
+					    .flags = TLBRACE_INJECT_ANY_TASK };
 
 		if (!p || v == MAP_FAILED || fd < 0)
 			_exit(2);
@@ -504,7 +506,7 @@ static int park_fault(int fd, volatile void *p)
 	struct tlbrace_inject a = {
 		.point = TLBRACE_POINT_FAULT_FILL, .action = TLBRACE_ACTION_PARK,
 		.start = (uintptr_t)p, .end = (uintptr_t)p + PAGE, .count = 1,
-		.timeout_ms = 8000, .release_on = TLBRACE_RELEASE_BY_IOCTL,
+		.timeout_ms = TLBRACE_PARK_MAX_MS, .release_on = TLBRACE_RELEASE_BY_IOCTL,
 	};
 
 	return inj_arm(fd, &a);
@@ -567,7 +569,7 @@ TEST_F(lc, wait_interrupted_by_signal)
 	el = clock_ns(CLOCK_MONOTONIC) - t0;
 	TH_LOG("WAIT(10000 ms) interrupted after %lld ms", el / MS);
 	EXPECT_EQ(1, got_alarm);
-	/* Interrupted by the 100 ms timer, long before the park's 8 s. */
+	/* Interrupted by the 100 ms timer, long before the park's 5 s. */
 	EXPECT_GE(el, 90 * MS) TH_LOG("returned after %lld ms", el / MS);
 	EXPECT_LT(el, 2000 * MS) TH_LOG("returned after %lld ms", el / MS);
 	ASSERT_EQ(0, inj_release(self->fd, 0));

@@ -264,7 +264,8 @@ struct tlbrace_stale_event {
  * @cb_range_end:        invalidate_range_end callbacks
  * @cb_secondary_tlbs:   arch_invalidate_secondary_tlbs callbacks
  * @cb_secondary_full:   ... of them covering the whole address space
- * @cb_release:          release callbacks
+ * @cb_release:          release callbacks: 2 per device, which subscribes
+ *                       to its mm twice (range callbacks, secondary TLBs)
  * @cb_young:            clear_flush_young + clear_young + test_young
  * @faults:              device faults (CPU page-table walks)
  * @fault_retries:       faults retried because an invalidation raced
@@ -341,7 +342,7 @@ struct tlbrace_stats {
 #define TLBRACE_POINT_SECONDARY_TLBS	4 /* arch_invalidate_secondary_tlbs (PT lock held) */
 #define TLBRACE_POINT_FAULT_FILL	5 /* device fault: after the CPU walk, before the fill */
 #define TLBRACE_POINT_ACCESS_HIT	6 /* device access about to use a dTLB hit */
-#define TLBRACE_POINT_GATHER_CLOSE	7 /* reserved for the batched contract */
+#define TLBRACE_POINT_GATHER_CLOSE	7 /* batched: a gather closes, before its flush */
 #define TLBRACE_NR_POINTS		8
 
 /* Actions of an armed point. */
@@ -353,7 +354,12 @@ struct tlbrace_stats {
 #define TLBRACE_RELEASE_BY_IOCTL	0xffffffffU
 #define TLBRACE_ALL_ARMS		0xffffffffU
 #define TLBRACE_PARK_DEFAULT_MS		1000
-#define TLBRACE_PARK_MAX_MS		10000
+/*
+ * The most one task may be held by parks and delays before it has run as
+ * long unheld: a refilling budget per task, shared by every device.
+ */
+#define TLBRACE_PARK_BUDGET_MS		5000
+#define TLBRACE_PARK_MAX_MS		TLBRACE_PARK_BUDGET_MS
 #define TLBRACE_DELAY_MAX_US		100000
 #define TLBRACE_DELAY_ATOMIC_MAX_US	1000
 
@@ -377,6 +383,9 @@ struct tlbrace_stats {
 #define TLBRACE_EVENT_EXCLUSIVE		7 /* make_device_exclusive() */
 #define TLBRACE_EVENT_BIT(e)		(1U << (e))
 
+/* tlbrace_inject.flags */
+#define TLBRACE_INJECT_ANY_TASK		(1U << 0) /* callback points: any user task */
+
 /**
  * struct tlbrace_inject - TLBRACE_IOC_INJECT_ARM / _DISARM argument
  * @size:         sizeof(struct tlbrace_inject)
@@ -397,12 +406,19 @@ struct tlbrace_stats {
  * @release_on:   PARK: TLBRACE_RELEASE_BY_IOCTL, or the id of another arm
  *                whose firing releases this park (a rendezvous)
  * @access_op:    ACCESS: TLBRACE_INJ_READ or TLBRACE_INJ_WRITE
+ * @flags:        TLBRACE_INJECT_ANY_TASK (ARM only; DISARM: zero)
  * @access_addr:  ACCESS: 8-byte aligned user address
  * @access_value: ACCESS: the value written
  *
+ * At the callback points (all but FAULT_FILL and ACCESS_HIT) an arm fires
+ * only in a task of the mm the device is attached to, or with
+ * TLBRACE_INJECT_ANY_TASK in any user task; never in a kernel thread.
  * PARK is refused (-EINVAL) at SECONDARY_TLBS, which runs under the page-table
  * lock, and skipped (counted in @refused of the status) in a callback that
- * may not sleep.  Closing the file disarms everything and releases parks.
+ * may not sleep.  Parks and delays are cut to the task's TLBRACE_PARK_BUDGET_MS
+ * budget.  GATHER_CLOSE fires only under the batched contract (-EOPNOTSUPP
+ * under another one) and has no event (@events must be zero).  Closing the
+ * file disarms everything and releases parks.
  */
 struct tlbrace_inject {
 	__u32 size;
@@ -418,7 +434,7 @@ struct tlbrace_inject {
 	__u32 timeout_ms;
 	__u32 release_on;
 	__u32 access_op;
-	__u32 reserved;
+	__u32 flags;
 	__u64 access_addr;
 	__u64 access_value;
 };
@@ -430,7 +446,8 @@ struct tlbrace_inject {
  * @matched:       passes that matched the filters
  * @fired:         times the action ran
  * @timeouts:      parks that ended by timeout
- * @refused:       parks skipped because the context could not sleep
+ * @refused:       parks skipped because the context could not sleep, and
+ *                 parks and delays skipped because the task's budget was spent
  * @access_error:  ACCESS: 0, -ENOENT when there was no dTLB hit, or an errno
  * @access_outcome: ACCESS: TLBRACE_OUT_* of the last access
  * @access_value:  ACCESS: the value read (or written)
