@@ -5,10 +5,11 @@
 //!
 //! Every `unsafe` of the module is in this folder (one operation per block,
 //! see the crate's `deny` of `clippy::multiple_unsafe_ops_per_block`); the
-//! driver around it is safe Rust.  The one exception is `debugfs.rs`'s
-//! `ROOT.init()`, the call that the kernel's `global_lock!` makes the user
-//! promise to make once, from module init, before any use: only the module
-//! can keep that promise.  Driver code imports these through the crate
+//! driver around it is safe Rust.  The exceptions are the `init()` calls of
+//! the two `global_lock!` statics (`debugfs.rs`'s `ROOT`, `hold_budget.rs`'s
+//! `HOLDS`), which the kernel's `global_lock!` makes the user promise to
+//! make once, from module init, before any use: only the module can keep
+//! that promise.  Driver code imports these through the crate
 //! root (`crate::mmu_notifier`, …), so that moving a piece upstream is a
 //! change of `crate::` into `kernel::`.
 //!
@@ -35,6 +36,8 @@
 //! - [`file_cred`]: the `kernel` crate has no capability checks.  Upstream:
 //!   `File::ns_capable()` over `file_ns_capable()`, with a `Capability`
 //!   type instead of the raw `CAP_*` number.
+//! - [`task_ext`]: `kernel::task::Task` does not say whether a task is a
+//!   kernel thread.  Upstream: `Task::is_kthread(&self)` over `PF_KTHREAD`.
 //! - [`transmute`]: `kernel::transmute`'s byte traits, which `uaccess`
 //!   takes, and zerocopy's checked derives are not connected.  Upstream:
 //!   the `kernel::transmute` traits implemented for zerocopy's (or
@@ -45,5 +48,6 @@ pub(crate) mod file_cred;
 pub mod flush_work;
 pub mod mm_ext;
 pub mod mmu_notifier;
+pub mod task_ext;
 pub(crate) mod transmute;
 pub mod user_page;

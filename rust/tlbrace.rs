@@ -30,14 +30,13 @@ mod inject;
 pub mod kernel_ext;
 mod staleness;
 mod stats;
-pub mod task_ext;
 mod tracker;
 mod translation;
 mod uapi;
 mod worker;
 
 // Driver code names these as it would name `kernel::…`.
-use kernel_ext::{debugfs_file, file_cred, flush_work, mm_ext, mmu_notifier, user_page};
+use kernel_ext::{debugfs_file, file_cred, flush_work, mm_ext, mmu_notifier, task_ext, user_page};
 
 module! {
     type: TlbraceModule,

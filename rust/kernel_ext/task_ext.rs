@@ -12,11 +12,14 @@ use kernel::{bindings, task::Task};
 /// Whether the current task is a kernel thread (`PF_KTHREAD`), including one
 /// that borrows a user mm with `kthread_use_mm()` (its `mm` is not `NULL`).
 pub fn current_is_kthread() -> bool {
+    let task = Task::current_raw();
     // SAFETY: `current` is always a valid task for the running context, so
-    // the field address is valid for a read.  `PF_KTHREAD` is set when the
-    // task is created and never changes; the read is volatile (`READ_ONCE`)
-    // as C's plain `current->flags & PF_KTHREAD` is, because a few other
-    // bits of `flags` may be written meanwhile.
-    let flags = unsafe { core::ptr::read_volatile(&raw const (*Task::current_raw()).flags) };
+    // the address of its `flags` is valid for a read.
+    let flags = unsafe { &raw const (*task).flags };
+    // SAFETY: `flags` is valid for a read (above).  `PF_KTHREAD` is set
+    // when the task is created and never changes; the read is volatile
+    // (`READ_ONCE`) as C's plain `current->flags & PF_KTHREAD` is, because a
+    // few other bits of `flags` may be written meanwhile.
+    let flags = unsafe { core::ptr::read_volatile(flags) };
     flags & bindings::PF_KTHREAD != 0
 }
