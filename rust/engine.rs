@@ -21,7 +21,6 @@ use kernel::{
     mm::MmWithUser,
     page::{PAGE_SHIFT, PAGE_SIZE},
     prelude::*,
-    rbtree::RBTreeNodeReservation,
     sync::{Arc, CondVarTimeoutResult},
     time::msecs_to_jiffies,
 };
@@ -29,6 +28,7 @@ use kernel::{
 use crate::{
     contract::Contract,
     device::{Device, Mmu},
+    dpt::{self, DptReservation},
     inject::{Point, Site},
     staleness::{judge, Lookup, Truth, Verdict},
     stats::Counter,
@@ -307,16 +307,24 @@ impl Device {
                     }
                     continue;
                 }
-                (mmu.inval_seq, mmu.truth.seq(), mmu.contract.has_dpt())
+                let has_dpt = mmu.contract.has_dpt();
+                // A full dPT refuses before the walk (and again at the fill).
+                if has_dpt && !mmu.dpt.has_room_for(vpn) {
+                    return Err(ENOSPC);
+                }
+                (mmu.inval_seq, mmu.truth.seq(), has_dpt)
             };
 
             self.stats.inc(Counter::Faults);
-            let page = Arc::new(UserPage::get(mm, vpn << PAGE_SHIFT, write)?, GFP_KERNEL)?;
+            let page = Arc::new(
+                UserPage::get(mm, vpn << PAGE_SHIFT, write)?,
+                GFP_KERNEL_ACCOUNT,
+            )?;
             // Between the walk and the fill: where a racing invalidation hurts.
             self.inject
                 .pass(self, &Site::page(Point::FaultFill, vpn << PAGE_SHIFT));
             let node = if has_dpt {
-                Some(RBTreeNodeReservation::new(GFP_KERNEL)?)
+                Some(DptReservation::new(GFP_KERNEL_ACCOUNT)?)
             } else {
                 None
             };
@@ -347,7 +355,7 @@ impl Device {
                 stale: None,
             };
             if let Some(node) = node {
-                mmu.dpt.insert(node.into_node(vpn, t.clone()));
+                mmu.dpt.insert(vpn, t.clone(), node)?;
             }
             mmu.fill_dtlb(vpn, t, &self.stats);
             return Ok(());
@@ -356,6 +364,10 @@ impl Device {
     }
 
     /// Fills the translations of `[start, end)`; returns how many pages.
+    ///
+    /// Fails with `ENOSPC`, having filled nothing, if the pages of the range
+    /// not in the dPT yet would take it past [`dpt::MAX_PAGES`].  A fill
+    /// racing with it may still take the room: then it fails at that page.
     pub(crate) fn prefetch(
         &self,
         mm: &MmWithUser,
@@ -363,6 +375,15 @@ impl Device {
         end: Vpn,
         write: bool,
     ) -> Result<u64> {
+        {
+            let mmu = self.mmu.lock();
+            if mmu.contract.has_dpt() {
+                let new = (end - start) - mmu.dpt.count_in(start, end);
+                if mmu.dpt.len() + new > dpt::MAX_PAGES {
+                    return Err(ENOSPC);
+                }
+            }
+        }
         for vpn in start..end {
             self.fault(mm, vpn, write)?;
         }
