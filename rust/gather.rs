@@ -139,11 +139,8 @@ impl Device {
             .add(Counter::TrackerNs, t0.elapsed().as_nanos() as u64);
         let mut n = 0;
         match &g.cleared {
-            Some(cleared) => {
-                for &vpn in cleared.iter() {
-                    n += mmu.dtlb.invalidate(vpn, vpn + 1);
-                }
-            }
+            // Sorted: the dPT is walked in address order.
+            Some(cleared) => n += mmu.dtlb.invalidate_pages(cleared),
             None => n += mmu.dtlb.invalidate(start, end),
         }
         match flush {
