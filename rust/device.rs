@@ -67,15 +67,19 @@ impl Mmu {
         stats.add(Counter::Invalidated, n as u64);
     }
 
-    /// Drops every dTLB entry (and the dPT too if `dpt`).
-    pub(crate) fn flush(&mut self, dpt: bool, stats: &Stats) -> usize {
+    /// Drops every dTLB entry; returns how many.
+    pub(crate) fn flush(&mut self, stats: &Stats) -> usize {
         self.inval_seq += 1;
         stats.inc(Counter::FullFlushes);
-        let mut n = self.dtlb.flush();
-        if dpt {
-            n += self.dpt.clear();
-        }
-        n
+        self.dtlb.flush()
+    }
+
+    /// Drops every dTLB entry and takes the whole dPT out, for the caller to
+    /// free after unlocking (up to [`crate::dpt::MAX_PAGES`] entries).
+    #[must_use = "the dPT taken out is to be dropped after unlocking"]
+    pub(crate) fn flush_all(&mut self, stats: &Stats) -> (usize, Dpt) {
+        let n = self.flush(stats);
+        (n, self.dpt.take())
     }
 
     /// Flags the cached translations a CPU flush covers, for the oracle to
@@ -134,7 +138,7 @@ impl Device {
     pub(crate) fn new() -> Result<impl PinInit<Self, Error>> {
         let dtlb = Dtlb::new(Geometry::DEFAULT)?;
         let tracker = tracker::from_uapi(uapi::TLBRACE_TRACKER_NAIVE)?;
-        let gathers = KVec::with_capacity(MAX_GATHERS, GFP_KERNEL)?;
+        let gathers = KVec::with_capacity(MAX_GATHERS, GFP_KERNEL_ACCOUNT)?;
         Ok(try_pin_init!(Self {
             mmu <- new_spinlock!(Mmu {
                 contract: Contract::Sync,
@@ -177,19 +181,39 @@ impl Device {
         geo: Geometry,
         tracker: KBox<dyn Tracker>,
     ) -> Result {
-        let dtlb = Dtlb::new(geo)?;
+        let mut dtlb = Dtlb::new(geo)?;
+        let mut tracker = tracker;
+        let mut dpt = Dpt::new();
         let mut mmu = self.mmu.lock();
         // An open gather belongs to the old tracker.
         if !mmu.gathers.is_empty() {
             return Err(EBUSY);
         }
-        mmu.flush(true, &self.stats);
+        // Swapped, not assigned: the old dTLB (maybe vmalloc'd, see `Dtlb`'s
+        // `Drop`), dPT and tracker come out of the locked section and are
+        // dropped below, after the guard.
+        mmu.inval_seq += 1;
+        self.stats.inc(Counter::FullFlushes);
+        core::mem::swap(&mut mmu.dtlb, &mut dtlb);
+        core::mem::swap(&mut mmu.dpt, &mut dpt);
+        core::mem::swap(&mut mmu.tracker, &mut tracker);
         mmu.contract = contract;
-        // The old dTLB and tracker are dropped with the lock held: nothing
-        // in them sleeps (the dTLB is empty).
-        mmu.dtlb = dtlb;
-        mmu.tracker = tracker;
+        drop(mmu);
+        drop((dtlb, dpt, tracker));
         Ok(())
+    }
+
+    /// Drops every dTLB entry, and every dPT entry too if `dpt`; returns how
+    /// many.
+    pub(crate) fn flush(&self, dpt: bool) -> usize {
+        let mut mmu = self.mmu.lock();
+        let (n, old) = if dpt {
+            mmu.flush_all(&self.stats)
+        } else {
+            (mmu.flush(&self.stats), Dpt::new())
+        };
+        drop(mmu);
+        n + old.len()
     }
 }
 
@@ -257,7 +281,7 @@ impl MmuNotifier for Arc<Device> {
         let mut mmu = self.mmu.lock();
         if mmu.contract.invalidates_at(Hook::SecondaryTlbs) {
             if full {
-                mmu.flush(false, &self.stats);
+                mmu.flush(&self.stats);
             } else {
                 mmu.inval_seq += 1;
                 let n = mmu.dtlb.invalidate(start, end);
@@ -275,8 +299,9 @@ impl MmuNotifier for Arc<Device> {
         self.stats.inc(Counter::Release);
         let mut mmu = self.mmu.lock();
         mmu.released = true;
-        mmu.flush(true, &self.stats);
+        let (_, dpt) = mmu.flush_all(&self.stats);
         drop(mmu);
+        drop(dpt);
         self.idle.notify_all();
     }
 

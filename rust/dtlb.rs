@@ -71,12 +71,13 @@ pub(crate) struct Dtlb<T = Translation> {
 }
 
 impl<T> Dtlb<T> {
-    /// An empty dTLB of the given geometry.
+    /// An empty dTLB of the given geometry, charged to the caller's memory
+    /// cgroup (user space chooses the geometry).
     pub(crate) fn new(geo: Geometry) -> Result<Self> {
         let n = geo.sets.checked_mul(geo.ways).ok_or(EINVAL)?;
-        let mut slots = KVVec::with_capacity(n, GFP_KERNEL)?;
+        let mut slots = KVVec::with_capacity(n, GFP_KERNEL_ACCOUNT)?;
         for _ in 0..n {
-            slots.push(None, GFP_KERNEL)?;
+            slots.push(None, GFP_KERNEL_ACCOUNT)?;
         }
         Ok(Self {
             geo,
@@ -208,6 +209,16 @@ impl<T> Dtlb<T> {
             }
             None => 0,
         }
+    }
+}
+
+impl<T> Drop for Dtlb<T> {
+    fn drop(&mut self) {
+        // The slots may be vmalloc'd (the largest geometry takes about 1 MiB)
+        // and `vfree()` may sleep: never drop a dTLB under the MMU spinlock.
+        // Said here so that a debug kernel catches it even when the
+        // allocation happened to come from kmalloc.
+        kernel::task::might_sleep();
     }
 }
 
