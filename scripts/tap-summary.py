@@ -83,12 +83,14 @@ def expected_suites(path, only):
 
 
 def expected_kunit(src):
-    """{suite: cases} declared by '#[kunit_tests(NAME)]' modules under src."""
+    """{suite: cases} declared by '#[kunit_tests(NAME)]' modules under src,
+    subdirectories included (a module's children live in a folder)."""
     want = {}
-    for name in sorted(os.listdir(src)):
-        if not name.endswith(".rs"):
+    paths = [os.path.join(d, n) for d, _, names in os.walk(src) for n in names]
+    for path in sorted(paths):
+        if not path.endswith(".rs"):
             continue
-        with open(os.path.join(src, name)) as f:
+        with open(path) as f:
             text = f.read()
         m = re.search(r"#\[\s*(?:kernel::macros::)?kunit_tests\((\w+)\)\s*\]", text)
         if m:

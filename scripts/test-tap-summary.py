@@ -211,7 +211,10 @@ class Expectations(unittest.TestCase):
                         "    #[test]\n    fn one() {}\n    #[test]\n    fn two() {}\n}\n")
             with open(os.path.join(d, "y.rs"), "w") as f:
                 f.write("fn no_tests() {}\n")
-            self.assertEqual(ts.expected_kunit(d), {"tlbrace_x": 2})
+            os.mkdir(os.path.join(d, "x"))
+            with open(os.path.join(d, "x", "z.rs"), "w") as f:
+                f.write("#[kunit_tests(tlbrace_z)]\nmod tests {\n    #[test]\n    fn one() {}\n}\n")
+            self.assertEqual(ts.expected_kunit(d), {"tlbrace_x": 2, "tlbrace_z": 1})
         self.assertTrue(ts.expected_kunit(os.path.join(TOP, "rust")))
 
 
