@@ -148,6 +148,15 @@ impl<T> Dtlb<T> {
         Displaced::Evicted
     }
 
+    /// The cached translations of `[start, end)`, in slot order.
+    pub(crate) fn iter_in(&self, start: Vpn, end: Vpn) -> impl Iterator<Item = (Vpn, &T)> {
+        self.slots
+            .iter()
+            .flatten()
+            .filter(move |s| (start..end).contains(&s.vpn))
+            .map(|s| (s.vpn, &s.t))
+    }
+
     /// Calls `f` on every cached translation of `[start, end)`.
     pub(crate) fn for_each_in(&mut self, start: Vpn, end: Vpn, mut f: impl FnMut(Vpn, &mut T)) {
         for s in self.slots.iter_mut().flatten() {

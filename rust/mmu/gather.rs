@@ -16,7 +16,8 @@ use kernel::{
 };
 
 use crate::{
-    device::{Device, Mmu},
+    device::Device,
+    mmu::Mmu,
     mmu_notifier::RangeKey,
     stats::Counter,
     tracker::{Flush, Open},
