@@ -37,6 +37,8 @@ use gather::{Gather, MAX_GATHERS};
 ///   dPT entry dropped, every dTLB entry dropped for the notifier), before
 ///   the lock is released: a fault that sampled it before its CPU walk and
 ///   finds it unchanged after knows that no invalidation ran in between.
+///
+/// [`Mmu::check_invariant`] checks the first two.
 pub(crate) struct Mmu {
     contract: Contract,
     dtlb: Dtlb,
@@ -238,5 +240,146 @@ impl Mmu {
             .filter(flagged)
             .or_else(|| self.dpt.get(vpn).filter(flagged))
             .cloned()
+    }
+
+    /// Whether the first two invariants of [`Mmu`] hold.  Walks the whole
+    /// dTLB: for tests and debugging, not for the hot paths.
+    pub(crate) fn check_invariant(&self) -> bool {
+        if !self.contract.has_dpt() {
+            return self.dpt.len() == 0;
+        }
+        self.dtlb.iter_in(0, Vpn::MAX).all(|(vpn, _)| {
+            self.dpt.get(vpn).is_some() || self.gathers.iter().any(|g| g.cleared_page(vpn))
+        })
+    }
+}
+
+#[kernel::macros::kunit_tests(tlbrace_mmu)]
+mod tests {
+    use super::*;
+    use crate::{
+        device::Device, dtlb::Geometry, dtlb::Replacement, mmu_notifier::RangeKey, tracker, uapi,
+        user_page::UserPage,
+    };
+    use kernel::sync::Arc;
+
+    /// What a device fault allocates before it takes the MMU lock.
+    struct Prepared {
+        page: Arc<UserPage>,
+        node: DptReservation,
+    }
+
+    fn prepare(n: usize) -> Result<KVec<Prepared>> {
+        let mut v = KVec::with_capacity(n, GFP_KERNEL)?;
+        for _ in 0..n {
+            let page = Arc::new(UserPage::new_kernel_page()?, GFP_KERNEL)?;
+            let node = DptReservation::new(GFP_KERNEL)?;
+            v.push(Prepared { page, node }, GFP_KERNEL)?;
+        }
+        Ok(v)
+    }
+
+    fn translation(mmu: &mut Mmu, page: Arc<UserPage>) -> Translation {
+        Translation {
+            page,
+            writable: false,
+            dirty: false,
+            accessed: false,
+            fill_gen: mmu.next_fill_gen(),
+            flagged: None,
+            stale: None,
+        }
+    }
+
+    /// A device fault's fill of `vpn`: dPT, then dTLB.
+    fn fill(dev: &Device, mmu: &mut Mmu, vpn: Vpn, p: &mut KVec<Prepared>) -> Result {
+        let Prepared { page, node } = p.pop().ok_or(ENOMEM)?;
+        let t = translation(mmu, page);
+        mmu.fill_dpt(vpn, t.clone(), node)?;
+        mmu.fill_dtlb(vpn, t, &dev.stats);
+        Ok(())
+    }
+
+    #[test]
+    fn invariant_holds_through_fills_invalidations_and_gathers() -> Result {
+        let dev = Arc::pin_init(Device::new()?, GFP_KERNEL)?;
+        // 16 slots: nothing is evicted, so every fill stays in the dTLB.
+        let geo = Geometry {
+            sets: 8,
+            ways: 2,
+            replacement: Replacement::Lru,
+        };
+        // `naive`: a close flushes only what its gather cleared, so the
+        // dTLB keeps what an older open gather cleared.
+        let naive = tracker::from_uapi(uapi::TLBRACE_TRACKER_NAIVE)?;
+        dev.configure(Contract::Batched, geo, naive)?;
+        let key = RangeKey::from_number;
+        let mut p = prepare(10)?;
+        let mut mmu = dev.mmu.lock();
+        for vpn in 0..8 {
+            fill(&dev, &mut mmu, vpn, &mut p)?;
+            assert!(mmu.check_invariant());
+        }
+
+        // Gather A clears 0..4 from the dPT; the dTLB keeps them until A
+        // closes, covered by A's cleared set.
+        let seq = mmu.inval_seq();
+        dev.gather_open(&mut mmu, key(1), 0, 4);
+        assert!(mmu.inval_seq() > seq);
+        assert!(mmu.dpt().get(2).is_none() && mmu.dtlb().peek(2).is_some());
+        assert!(mmu.check_invariant());
+        // B overlaps A: it clears 4 only (A took 2 and 3).
+        let seq = mmu.inval_seq();
+        dev.gather_open(&mut mmu, key(2), 2, 5);
+        assert!(mmu.inval_seq() > seq);
+        assert!(mmu.check_invariant());
+        let seq = mmu.inval_seq();
+        mmu = dev.gather_close(mmu, key(2), 2, 5, false);
+        assert!(mmu.inval_seq() > seq);
+        assert!(mmu.dtlb().peek(4).is_none() && mmu.dtlb().peek(2).is_some());
+        assert!(mmu.check_invariant());
+
+        // Page 1 refilled while A is open (a fault would wait for A; the
+        // invariant must not depend on it).
+        fill(&dev, &mut mmu, 1, &mut p)?;
+        assert!(mmu.check_invariant());
+        let seq = mmu.inval_seq();
+        mmu.invalidate(6, 8, &dev.stats);
+        assert!(mmu.inval_seq() > seq);
+        assert!(mmu.check_invariant());
+        let seq = mmu.inval_seq();
+        mmu = dev.gather_close(mmu, key(1), 0, 4, false);
+        assert!(mmu.inval_seq() > seq);
+        assert!(mmu.gathers.is_empty());
+        assert!(mmu.check_invariant());
+        // A's close dropped what A cleared, the refilled page 1 too (a
+        // dTLB entry may go; the dPT keeps page 1).
+        assert!((0..4).all(|v| mmu.dtlb().peek(v).is_none()));
+        assert!(mmu.dpt().get(1).is_some());
+
+        // The check can fail: a dPT entry dropped behind the dTLB's back.
+        fill(&dev, &mut mmu, 5, &mut p)?;
+        assert!(mmu.check_invariant());
+        mmu.dpt.invalidate(5, 6);
+        assert!(!mmu.check_invariant());
+        mmu.dtlb.invalidate(5, 6);
+        assert!(mmu.check_invariant());
+
+        // A whole flush, and a contract without a dPT.
+        let seq = mmu.inval_seq();
+        let (_, dpt) = mmu.flush_all(&dev.stats);
+        assert!(mmu.inval_seq() > seq);
+        assert!(mmu.check_invariant());
+        drop(mmu);
+        drop(dpt);
+        let naive = tracker::from_uapi(uapi::TLBRACE_TRACKER_NAIVE)?;
+        dev.configure(Contract::Sva, geo, naive)?;
+        let page = Arc::new(UserPage::new_kernel_page()?, GFP_KERNEL)?;
+        let mut mmu = dev.mmu.lock();
+        let t = translation(&mut mmu, page);
+        mmu.fill_dtlb(3, t, &dev.stats);
+        assert!(mmu.check_invariant());
+        drop(mmu);
+        Ok(())
     }
 }

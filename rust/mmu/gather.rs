@@ -40,6 +40,17 @@ pub(crate) struct Gather {
     cleared: Option<KVec<Vpn>>,
 }
 
+impl Gather {
+    /// Whether this gather cleared `vpn` from the dPT: it is in its cleared
+    /// set, or in its requested range if the set could not be recorded.
+    pub(super) fn cleared_page(&self, vpn: Vpn) -> bool {
+        match &self.cleared {
+            Some(cleared) => cleared.binary_search(&vpn).is_ok(),
+            None => (self.open.start..self.open.end).contains(&vpn),
+        }
+    }
+}
+
 impl Device {
     /// `invalidate_range_start` under `batched`.
     pub(crate) fn gather_open(&self, mmu: &mut Mmu, key: RangeKey, start: Vpn, end: Vpn) {
