@@ -21,12 +21,11 @@ use kernel::{
 use crate::{
     contract::{Contract, Hook},
     dpt::Dpt,
-    dtlb::{Displaced, Dtlb, Geometry},
-    gather::{Gather, MAX_GATHERS},
+    dtlb::{Dtlb, Geometry},
     inject::{Injector, Point, Site},
     mm_ext,
+    mmu::Mmu,
     mmu_notifier::{MmuNotifier, Range},
-    staleness::{Flush, Truth},
     stats::{Counter, Stats},
     tracker::{self, Tracker},
     translation::{Translation, Vpn},
@@ -38,75 +37,6 @@ use crate::{
 pub(crate) fn vpn_range(start: usize, end: usize) -> (Vpn, Vpn) {
     use kernel::page::{PAGE_SHIFT, PAGE_SIZE};
     (start >> PAGE_SHIFT, end.div_ceil(PAGE_SIZE))
-}
-
-/// The device's translation state, under `Device::mmu`.
-pub(crate) struct Mmu {
-    pub(crate) contract: Contract,
-    pub(crate) dtlb: Dtlb,
-    pub(crate) dpt: Dpt,
-    /// Bumped whenever the device processes an invalidation: a fault whose
-    /// CPU walk overlapped one is retried.
-    pub(crate) inval_seq: u64,
-    /// Fill counter; its value at fill time is a translation's `fill_gen`.
-    pub(crate) fill_gen: u64,
-    pub(crate) truth: Truth,
-    /// The address space is gone (`release`): no more translations.
-    pub(crate) released: bool,
-    /// `batched`: the pending-flush tracker and the open gathers.
-    pub(crate) tracker: KBox<dyn Tracker>,
-    pub(crate) gathers: KVec<Gather>,
-    pub(crate) next_gather: u64,
-}
-
-impl Mmu {
-    /// Drops the dPT and dTLB entries of `[start, end)`.
-    pub(crate) fn invalidate(&mut self, start: Vpn, end: Vpn, stats: &Stats) {
-        self.inval_seq += 1;
-        let n = self.dtlb.invalidate(start, end) + self.dpt.invalidate(start, end);
-        stats.add(Counter::Invalidated, n as u64);
-    }
-
-    /// Drops every dTLB entry (and the dPT too if `dpt`).
-    pub(crate) fn flush(&mut self, dpt: bool, stats: &Stats) -> usize {
-        self.inval_seq += 1;
-        stats.inc(Counter::FullFlushes);
-        let mut n = self.dtlb.flush();
-        if dpt {
-            n += self.dpt.clear();
-        }
-        n
-    }
-
-    /// Flags the cached translations a CPU flush covers, for the oracle to
-    /// judge before their next use.
-    fn apply(dtlb: &mut Dtlb, dpt: &mut Dpt, f: &Flush) {
-        let mut flag = |_: Vpn, t: &mut Translation| {
-            if t.stale.is_none() {
-                t.flagged.get_or_insert(f.event);
-            }
-        };
-        dtlb.for_each_in(f.start, f.end, &mut flag);
-        dpt.for_each_in(f.start, f.end, &mut flag);
-    }
-
-    /// A copy of the translation of `vpn` (dTLB first, then dPT) that a
-    /// CPU flush flagged and the oracle has not judged yet.
-    pub(crate) fn flagged(&self, vpn: Vpn) -> Option<Translation> {
-        let flagged = |t: &&Translation| t.flagged.is_some();
-        self.dtlb
-            .peek(vpn)
-            .filter(flagged)
-            .or_else(|| self.dpt.get(vpn).filter(flagged))
-            .cloned()
-    }
-
-    /// Caches a translation in the dTLB, counting evictions.
-    pub(crate) fn fill_dtlb(&mut self, vpn: Vpn, t: Translation, stats: &Stats) {
-        if let Displaced::Evicted = self.dtlb.insert(vpn, t) {
-            stats.inc(Counter::Evictions);
-        }
-    }
 }
 
 /// One device, attached to the mm of the process that opened it.
@@ -134,20 +64,9 @@ impl Device {
     pub(crate) fn new() -> Result<impl PinInit<Self, Error>> {
         let dtlb = Dtlb::new(Geometry::DEFAULT)?;
         let tracker = tracker::from_uapi(uapi::TLBRACE_TRACKER_NAIVE)?;
-        let gathers = KVec::with_capacity(MAX_GATHERS, GFP_KERNEL)?;
+        let mmu = Mmu::new(dtlb, tracker)?;
         Ok(try_pin_init!(Self {
-            mmu <- new_spinlock!(Mmu {
-                contract: Contract::Sync,
-                dtlb,
-                dpt: Dpt::new(),
-                inval_seq: 0,
-                fill_gen: 0,
-                truth: Truth::new(),
-                released: false,
-                tracker,
-                gathers,
-                next_gather: 0,
-            }),
+            mmu <- new_spinlock!(mmu),
             idle <- new_condvar!(),
             stats <- Stats::new(),
             inject <- Injector::new(),
@@ -159,7 +78,7 @@ impl Device {
     /// The current contract, dTLB geometry and tracker.
     pub(crate) fn config(&self) -> (Contract, Geometry, u32) {
         let mmu = self.mmu.lock();
-        (mmu.contract, mmu.dtlb.geometry(), mmu.tracker.kind())
+        (mmu.contract(), mmu.dtlb().geometry(), mmu.tracker().kind())
     }
 
     /// The tracker's open gathers and the real `mm->tlb_flush_pending` of
@@ -167,7 +86,7 @@ impl Device {
     /// it, so the first cannot change between the two reads).
     pub(crate) fn pending_now(&self, mm: &Mm) -> (usize, i32) {
         let mmu = self.mmu.lock();
-        (mmu.tracker.open_gathers(), mm_ext::tlb_flush_pending(mm))
+        (mmu.tracker().open_gathers(), mm_ext::tlb_flush_pending(mm))
     }
 
     /// Applies a new contract and geometry; drops every translation.
@@ -177,19 +96,28 @@ impl Device {
         geo: Geometry,
         tracker: KBox<dyn Tracker>,
     ) -> Result {
-        let dtlb = Dtlb::new(geo)?;
+        let mut dtlb = Dtlb::new(geo)?;
+        let mut tracker = tracker;
+        let mut dpt = Dpt::new();
         let mut mmu = self.mmu.lock();
-        // An open gather belongs to the old tracker.
-        if !mmu.gathers.is_empty() {
-            return Err(EBUSY);
-        }
-        mmu.flush(true, &self.stats);
-        mmu.contract = contract;
-        // The old dTLB and tracker are dropped with the lock held: nothing
-        // in them sleeps (the dTLB is empty).
-        mmu.dtlb = dtlb;
-        mmu.tracker = tracker;
+        mmu.reconfigure(contract, &mut dtlb, &mut dpt, &mut tracker, &self.stats)?;
+        drop(mmu);
+        // The old ones, freed unlocked (see `Mmu::reconfigure`).
+        drop((dtlb, dpt, tracker));
         Ok(())
+    }
+
+    /// Drops every dTLB entry, and every dPT entry too if `dpt`; returns how
+    /// many.
+    pub(crate) fn flush(&self, dpt: bool) -> usize {
+        let mut mmu = self.mmu.lock();
+        let (n, old) = if dpt {
+            mmu.flush_all(&self.stats)
+        } else {
+            (mmu.flush(&self.stats), Dpt::new())
+        };
+        drop(mmu);
+        n + old.len()
     }
 }
 
@@ -203,9 +131,9 @@ impl MmuNotifier for Arc<Device> {
         let (start, end) = vpn_range(range.start(), range.end());
         let mut mmu = self.mmu.lock();
         mmu.truth.begin(start, end, range.event());
-        if mmu.contract.invalidates_at(Hook::RangeStart) {
+        if mmu.contract().invalidates_at(Hook::RangeStart) {
             mmu.invalidate(start, end, &self.stats);
-        } else if mmu.contract == Contract::Batched {
+        } else if mmu.contract() == Contract::Batched {
             self.gather_open(&mut mmu, range.key(), start, end);
         }
         drop(mmu);
@@ -225,9 +153,9 @@ impl MmuNotifier for Arc<Device> {
                 self.stats.inc(Counter::KernelNestedOverlapping);
             }
         }
-        if mmu.contract.invalidates_at(Hook::RangeEnd) {
+        if mmu.contract().invalidates_at(Hook::RangeEnd) {
             mmu.invalidate(start, end, &self.stats);
-        } else if mmu.contract == Contract::Batched {
+        } else if mmu.contract() == Contract::Batched {
             mmu = self.gather_close(mmu, range.key(), start, end, range.blockable());
         }
         mmu.truth.end(start, end, range.event());
@@ -255,28 +183,22 @@ impl MmuNotifier for Arc<Device> {
         }
         let (start, end) = vpn_range(start, end);
         let mut mmu = self.mmu.lock();
-        if mmu.contract.invalidates_at(Hook::SecondaryTlbs) {
+        if mmu.contract().invalidates_at(Hook::SecondaryTlbs) {
             if full {
-                mmu.flush(false, &self.stats);
+                mmu.flush(&self.stats);
             } else {
-                mmu.inval_seq += 1;
-                let n = mmu.dtlb.invalidate(start, end);
-                self.stats.add(Counter::Invalidated, n as u64);
+                mmu.invalidate_dtlb(start, end, &self.stats);
             }
         }
-        let Mmu {
-            truth, dtlb, dpt, ..
-        } = &mut *mmu;
-        let f = truth.cpu_flush(start, end);
-        Mmu::apply(dtlb, dpt, &f);
+        mmu.cpu_flush(start, end);
     }
 
     fn release(&self) {
         self.stats.inc(Counter::Release);
         let mut mmu = self.mmu.lock();
-        mmu.released = true;
-        mmu.flush(true, &self.stats);
+        let dpt = mmu.release(&self.stats);
         drop(mmu);
+        drop(dpt);
         self.idle.notify_all();
     }
 
@@ -317,8 +239,7 @@ impl Device {
                 t.accessed = false;
             }
         };
-        mmu.dtlb.for_each_in(start, end, &mut f);
-        mmu.dpt.for_each_in(start, end, &mut f);
+        mmu.for_each_cached(start, end, &mut f);
         young
     }
 }

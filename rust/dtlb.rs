@@ -71,12 +71,13 @@ pub(crate) struct Dtlb<T = Translation> {
 }
 
 impl<T> Dtlb<T> {
-    /// An empty dTLB of the given geometry.
+    /// An empty dTLB of the given geometry, charged to the caller's memory
+    /// cgroup (user space chooses the geometry).
     pub(crate) fn new(geo: Geometry) -> Result<Self> {
         let n = geo.sets.checked_mul(geo.ways).ok_or(EINVAL)?;
-        let mut slots = KVVec::with_capacity(n, GFP_KERNEL)?;
+        let mut slots = KVVec::with_capacity(n, GFP_KERNEL_ACCOUNT)?;
         for _ in 0..n {
-            slots.push(None, GFP_KERNEL)?;
+            slots.push(None, GFP_KERNEL_ACCOUNT)?;
         }
         Ok(Self {
             geo,
@@ -147,6 +148,15 @@ impl<T> Dtlb<T> {
         Displaced::Evicted
     }
 
+    /// The cached translations of `[start, end)`, in slot order.
+    pub(crate) fn iter_in(&self, start: Vpn, end: Vpn) -> impl Iterator<Item = (Vpn, &T)> {
+        self.slots
+            .iter()
+            .flatten()
+            .filter(move |s| (start..end).contains(&s.vpn))
+            .map(|s| (s.vpn, &s.t))
+    }
+
     /// Calls `f` on every cached translation of `[start, end)`.
     pub(crate) fn for_each_in(&mut self, start: Vpn, end: Vpn, mut f: impl FnMut(Vpn, &mut T)) {
         for s in self.slots.iter_mut().flatten() {
@@ -172,11 +182,60 @@ impl<T> Dtlb<T> {
     pub(crate) fn flush(&mut self) -> usize {
         self.invalidate(0, Vpn::MAX)
     }
+
+    /// Drops the translations of `pages`, which must be sorted ascending;
+    /// returns how many.
+    ///
+    /// Bounded by the dTLB's size however many pages there are (a gather may
+    /// have cleared a whole dPT): probing each page's set costs `ways` per
+    /// page, one pass over every slot with a binary search `log2(pages)` per
+    /// slot, and the cheaper of the two is done.  At most `sets * ways *
+    /// (1 + log2(pages))` comparisons, with the MMU lock held.
+    pub(crate) fn invalidate_pages(&mut self, pages: &[Vpn]) -> usize {
+        if pages.len().saturating_mul(self.geo.ways) <= self.slots.len() {
+            return pages.iter().map(|&vpn| self.invalidate_page(vpn)).sum();
+        }
+        let mut n = 0;
+        for s in self.slots.iter_mut() {
+            if matches!(s, Some(slot) if pages.binary_search(&slot.vpn).is_ok()) {
+                *s = None;
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Drops the translation of `vpn`, looking at its set only.
+    fn invalidate_page(&mut self, vpn: Vpn) -> usize {
+        match self
+            .set(vpn)
+            .iter_mut()
+            .find(|s| matches!(s, Some(s) if s.vpn == vpn))
+        {
+            Some(s) => {
+                *s = None;
+                1
+            }
+            None => 0,
+        }
+    }
+}
+
+impl<T> Drop for Dtlb<T> {
+    fn drop(&mut self) {
+        // The slots may be vmalloc'd (the largest geometry takes about 1 MiB)
+        // and `vfree()` may sleep: never drop a dTLB under the MMU spinlock.
+        // Said here so that a debug kernel catches it even when the
+        // allocation happened to come from kmalloc.
+        kernel::task::might_sleep();
+    }
 }
 
 #[kernel::macros::kunit_tests(tlbrace_dtlb)]
 mod tests {
     use super::*;
+    use crate::uapi;
+    use kernel::time::{Instant, Monotonic};
 
     fn dtlb(sets: usize, ways: usize, replacement: Replacement) -> Result<Dtlb<u64>> {
         Dtlb::new(Geometry {
@@ -244,6 +303,47 @@ mod tests {
         assert!((4..8).all(|v| t.peek(v).is_none()));
         assert_eq!(t.flush(), 12);
         assert_eq!(t.flush(), 0);
+        Ok(())
+    }
+
+    #[test]
+    fn invalidate_pages_drops_exactly_those() -> Result {
+        // Few pages: probed per set.  Many: one pass over the slots.
+        let many = [0, 3, 6, 9, 12, 15, 18, 21, 24, 27, 30];
+        for pages in [&[1, 6, 9, 40][..], &many[..]] {
+            let mut t = dtlb(8, 2, Replacement::Lru)?;
+            for vpn in 0..16 {
+                t.insert(vpn, vpn as u64);
+            }
+            let cached = pages.iter().filter(|&&v| v < 16).count();
+            assert_eq!(t.invalidate_pages(pages), cached);
+            assert!((0..16).all(|v| t.peek(v).is_some() != pages.contains(&v)));
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn invalidate_pages_is_bounded_by_the_dtlb() -> Result {
+        // The largest dTLB, full, and a gather that cleared a full dPT:
+        // probing every slot once per page (2^16 * 2^14 comparisons) takes
+        // tens of seconds under TCG; the bounded walk a few milliseconds.
+        let sets = uapi::TLBRACE_MAX_SETS as usize;
+        let ways = uapi::TLBRACE_MAX_WAYS as usize;
+        let mut t = dtlb(sets, ways, Replacement::Lru)?;
+        for vpn in 0..sets * ways {
+            t.insert(vpn, 0);
+        }
+        let mut cleared = KVec::with_capacity(uapi::TLBRACE_DPT_MAX_PAGES as usize, GFP_KERNEL)?;
+        for i in 0..uapi::TLBRACE_DPT_MAX_PAGES as usize {
+            cleared.push(2 * i, GFP_KERNEL)?;
+        }
+        let t0 = Instant::<Monotonic>::now();
+        let n = t.invalidate_pages(&cleared);
+        let took = t0.elapsed().as_millis();
+        assert_eq!(n, sets * ways / 2);
+        assert!(t.peek(1).is_some() && t.peek(2).is_none());
+        pr_info!("invalidate_pages: 2^16 pages, 2^14 slots: {took} ms\n");
+        assert!(took < 1000);
         Ok(())
     }
 }

@@ -21,14 +21,13 @@ use kernel::{
     mm::MmWithUser,
     page::{PAGE_SHIFT, PAGE_SIZE},
     prelude::*,
-    rbtree::RBTreeNodeReservation,
     sync::{Arc, CondVarTimeoutResult},
     time::msecs_to_jiffies,
 };
 
 use crate::{
-    contract::Contract,
-    device::{Device, Mmu},
+    device::Device,
+    dpt::{self, DptReservation},
     inject::{Point, Site},
     staleness::{judge, Lookup, Truth, Verdict},
     stats::Counter,
@@ -97,7 +96,7 @@ impl Device {
         let write = op.writes();
         let mut outcome = 0;
         if self.inject.armed(Point::AccessHit) {
-            let hit = matches!(self.mmu.lock().dtlb.peek(vpn), Some(t) if t.permits(write));
+            let hit = matches!(self.mmu.lock().dtlb().peek(vpn), Some(t) if t.permits(write));
             if hit {
                 self.inject.pass(self, &Site::page(Point::AccessHit, addr));
             }
@@ -106,7 +105,7 @@ impl Device {
         for _ in 0..MAX_FAULT_RETRIES + MAX_CHECKS {
             {
                 let mut mmu = self.mmu.lock();
-                if mmu.released {
+                if mmu.released() {
                     return Err(ESRCH);
                 }
                 if checks < MAX_CHECKS {
@@ -117,7 +116,7 @@ impl Device {
                         continue;
                     }
                 }
-                let hit = matches!(mmu.dtlb.peek(vpn), Some(t) if t.permits(write));
+                let hit = matches!(mmu.dtlb().peek(vpn), Some(t) if t.permits(write));
                 // After a device fault the access uses the entry the fault
                 // just filled: it counts as the fault, not as a hit.
                 let first = outcome & uapi::TLBRACE_OUT_FAULT == 0;
@@ -129,7 +128,7 @@ impl Device {
                         self.stats.inc(Counter::Misses);
                     }
                     // A dTLB miss walks the dPT (shadow page table contracts).
-                    let from_dpt = match mmu.dpt.get(vpn) {
+                    let from_dpt = match mmu.dpt().get(vpn) {
                         Some(t) if t.permits(write) => Some(t.clone()),
                         _ => None,
                     };
@@ -139,8 +138,8 @@ impl Device {
                         mmu.fill_dtlb(vpn, t, &self.stats);
                     }
                 }
-                let Mmu { dtlb, truth, .. } = &mut *mmu;
-                if let Some(t) = dtlb.lookup(vpn).filter(|t| t.permits(write)) {
+                let (t, truth) = mmu.lookup(vpn);
+                if let Some(t) = t.filter(|t| t.permits(write)) {
                     return Ok(self.use_translation(truth, t, addr, op, outcome));
                 }
             }
@@ -164,8 +163,6 @@ impl Device {
             Err(e) => return Err(e),
         };
         let verdict = judge(lookup);
-        let mut mmu = self.mmu.lock();
-        let Mmu { dtlb, dpt, .. } = &mut *mmu;
         let apply = |c: &mut Translation| {
             if c.fill_gen != t.fill_gen {
                 return;
@@ -181,8 +178,9 @@ impl Device {
                 }
             }
         };
-        dtlb.for_each_in(vpn, vpn + 1, |_, c| apply(c));
-        dpt.for_each_in(vpn, vpn + 1, |_, c| apply(c));
+        self.mmu
+            .lock()
+            .for_each_cached(vpn, vpn + 1, |_, c| apply(c));
         Ok(())
     }
 
@@ -191,8 +189,8 @@ impl Device {
     /// may not fault.
     pub(crate) fn access_hit_only(&self, addr: usize, op: Op) -> Result<Access> {
         let mut mmu = self.mmu.lock();
-        let Mmu { dtlb, truth, .. } = &mut *mmu;
-        match dtlb.lookup(addr >> PAGE_SHIFT) {
+        let (t, truth) = mmu.lookup(addr >> PAGE_SHIFT);
+        match t {
             Some(t) if t.permits(op.writes()) => {
                 self.stats.inc(Counter::Hits);
                 // No page-table lookup here: a flagged translation is judged
@@ -278,20 +276,19 @@ impl Device {
         for _ in 0..MAX_FAULT_RETRIES {
             let (seq, truth_seq, has_dpt) = {
                 let mut mmu = self.mmu.lock();
-                if mmu.released {
+                if mmu.released() {
                     return Err(ESRCH);
                 }
                 // Seed 000: the fault path asks whether a flush is pending
                 // for this address, and flushes it first.
-                if mmu.contract == Contract::Batched && mmu.tracker.pending(vpn) {
+                if mmu.flush_if_pending(vpn) {
                     self.stats.inc(Counter::PendingFlushes);
-                    mmu.dtlb.invalidate(vpn, vpn + 1);
                 }
                 // Only invalidations covering this page hold the fault back
                 // (an interval notifier per page would not wait for others
                 // either); `inval_seq` below still catches any invalidation,
                 // of whatever page, that starts during the walk.
-                if mmu.contract.faults_wait_for_invalidations()
+                if mmu.contract().faults_wait_for_invalidations()
                     && mmu.truth.open_overlapping(vpn, vpn + 1) > 0
                 {
                     self.stats.inc(Counter::FaultRetries);
@@ -307,25 +304,33 @@ impl Device {
                     }
                     continue;
                 }
-                (mmu.inval_seq, mmu.truth.seq(), mmu.contract.has_dpt())
+                let has_dpt = mmu.contract().has_dpt();
+                // A full dPT refuses before the walk (and again at the fill).
+                if has_dpt && !mmu.dpt().has_room_for(vpn) {
+                    return Err(ENOSPC);
+                }
+                (mmu.inval_seq(), mmu.truth.seq(), has_dpt)
             };
 
             self.stats.inc(Counter::Faults);
-            let page = Arc::new(UserPage::get(mm, vpn << PAGE_SHIFT, write)?, GFP_KERNEL)?;
+            let page = Arc::new(
+                UserPage::get(mm, vpn << PAGE_SHIFT, write)?,
+                GFP_KERNEL_ACCOUNT,
+            )?;
             // Between the walk and the fill: where a racing invalidation hurts.
             self.inject
                 .pass(self, &Site::page(Point::FaultFill, vpn << PAGE_SHIFT));
             let node = if has_dpt {
-                Some(RBTreeNodeReservation::new(GFP_KERNEL)?)
+                Some(DptReservation::new(GFP_KERNEL_ACCOUNT)?)
             } else {
                 None
             };
 
             let mut mmu = self.mmu.lock();
-            if mmu.released {
+            if mmu.released() {
                 return Err(ESRCH);
             }
-            if mmu.inval_seq != seq || mmu.contract.has_dpt() != has_dpt {
+            if mmu.inval_seq() != seq || mmu.contract().has_dpt() != has_dpt {
                 // An invalidation (or a reconfiguration) raced with the walk.
                 self.stats.inc(Counter::FaultRetries);
                 continue;
@@ -336,18 +341,18 @@ impl Device {
             // stale fill) or the new one (it ran after the change, or caused
             // it by breaking COW): the fill is flagged, and checked against
             // the page table before its first use.
-            mmu.fill_gen += 1;
+            let fill_gen = mmu.next_fill_gen();
             let t = Translation {
                 page,
                 writable: write,
                 dirty: false,
                 accessed: false,
-                fill_gen: mmu.fill_gen,
+                fill_gen,
                 flagged: mmu.truth.flushed_since(truth_seq, vpn),
                 stale: None,
             };
             if let Some(node) = node {
-                mmu.dpt.insert(node.into_node(vpn, t.clone()));
+                mmu.fill_dpt(vpn, t.clone(), node)?;
             }
             mmu.fill_dtlb(vpn, t, &self.stats);
             return Ok(());
@@ -356,6 +361,10 @@ impl Device {
     }
 
     /// Fills the translations of `[start, end)`; returns how many pages.
+    ///
+    /// Fails with `ENOSPC`, having filled nothing, if the pages of the range
+    /// not in the dPT yet would take it past [`dpt::MAX_PAGES`].  A fill
+    /// racing with it may still take the room: then it fails at that page.
     pub(crate) fn prefetch(
         &self,
         mm: &MmWithUser,
@@ -363,6 +372,15 @@ impl Device {
         end: Vpn,
         write: bool,
     ) -> Result<u64> {
+        {
+            let mmu = self.mmu.lock();
+            if mmu.contract().has_dpt() {
+                let new = (end - start) - mmu.dpt().count_in(start, end);
+                if mmu.dpt().len() + new > dpt::MAX_PAGES {
+                    return Err(ENOSPC);
+                }
+            }
+        }
         for vpn in start..end {
             self.fault(mm, vpn, write)?;
         }
@@ -382,17 +400,13 @@ impl Device {
     ) -> Result {
         let mut flagged = KVec::<Vpn>::with_capacity(out.capacity(), GFP_KERNEL)?;
         {
-            let mut mmu = self.mmu.lock();
-            let Mmu { dtlb, dpt, .. } = &mut *mmu;
-            let mut note = |vpn: Vpn, t: &Translation| {
+            let mmu = self.mmu.lock();
+            let (dtlb, dpt) = (mmu.dtlb(), mmu.dpt());
+            for (vpn, t) in Iterator::chain(dpt.iter_in(start, end), dtlb.iter_in(start, end)) {
                 if t.flagged.is_some() {
                     let _ = flagged.push_within_capacity(vpn);
                 }
-            };
-            for (vpn, t) in dpt.iter_in(start, end) {
-                note(vpn, t);
             }
-            dtlb.for_each_in(start, end, |vpn, t| note(vpn, t));
         }
         for &vpn in flagged.iter() {
             let t = self.mmu.lock().flagged(vpn);
@@ -423,8 +437,8 @@ impl Device {
                 },
             reserved: 0,
         };
-        let mut mmu = self.mmu.lock();
-        let Mmu { dtlb, dpt, .. } = &mut *mmu;
+        let mmu = self.mmu.lock();
+        let (dtlb, dpt) = (mmu.dtlb(), mmu.dpt());
         // dPT entries, each merged with its dTLB entry (the one the device
         // would use), then dTLB-only entries (`sva`, or dropped from the dPT).
         for (vpn, t) in dpt.iter_in(start, end) {
@@ -436,11 +450,11 @@ impl Device {
                 break;
             }
         }
-        dtlb.for_each_in(start, end, |vpn, t| {
+        for (vpn, t) in dtlb.iter_in(start, end) {
             if dpt.get(vpn).is_none() {
                 let _ = out.push_within_capacity(entry(vpn, t, uapi::TLBRACE_SNAP_DTLB));
             }
-        });
+        }
         drop(mmu);
         out.sort_unstable_by_key(|e| e.addr);
         Ok(())

@@ -62,7 +62,7 @@ impl MiscDevice for TlbraceFile {
         let task = current!();
         // Kernel threads have no address space to mirror.
         let mm = task.mm().ok_or(EINVAL)?;
-        let dev = Arc::pin_init(Device::new()?, GFP_KERNEL)?;
+        let dev = Arc::pin_init(Device::new()?, GFP_KERNEL_ACCOUNT)?;
         let stats_file = crate::debugfs::stats_file(task.tgid(), dev.clone(), ARef::from(&**mm))?;
         KBox::try_pin_init(
             try_pin_init!(TlbraceFile {
@@ -72,7 +72,7 @@ impl MiscDevice for TlbraceFile {
                 show_pfn: file_cred::opener_may_see_pfns(file),
                 dev,
             }),
-            GFP_KERNEL,
+            GFP_KERNEL_ACCOUNT,
         )
     }
 
@@ -320,10 +320,7 @@ impl TlbraceFile {
         let (mut f, mut writer) = read_arg::<uapi::tlbrace_flush>(user)?;
         check_flags(f.flags, uapi::TLBRACE_FLUSH_DPT)?;
         let dpt = f.flags & uapi::TLBRACE_FLUSH_DPT != 0;
-        f.flushed = self.with_own_mm(|_| {
-            let dev = self.device();
-            Ok(dev.mmu.lock().flush(dpt, &dev.stats) as u64)
-        })?;
+        f.flushed = self.with_own_mm(|_| Ok(self.device().flush(dpt) as u64))?;
         writer.write(&f)
     }
 

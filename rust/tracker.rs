@@ -182,7 +182,7 @@ pub(crate) struct Ranges {
 impl Ranges {
     pub(crate) fn new(full: bool, wait: bool) -> Result<Self> {
         Ok(Self {
-            open: KVec::with_capacity(MAX_OPEN, GFP_KERNEL)?,
+            open: KVec::with_capacity(MAX_OPEN, GFP_KERNEL_ACCOUNT)?,
             untracked: 0,
             full,
             wait,
@@ -258,11 +258,15 @@ impl Tracker for Ranges {
 /// Creates the tracker named by the uapi value.
 pub(crate) fn from_uapi(kind: u32) -> Result<KBox<dyn Tracker>> {
     Ok(match kind {
-        uapi::TLBRACE_TRACKER_NAIVE => KBox::new(Naive, GFP_KERNEL)? as KBox<dyn Tracker>,
-        uapi::TLBRACE_TRACKER_COUNTER => KBox::new(Counter::new(), GFP_KERNEL)?,
-        uapi::TLBRACE_TRACKER_RANGES => KBox::new(Ranges::new(false, false)?, GFP_KERNEL)?,
-        uapi::TLBRACE_TRACKER_RANGES_WAIT => KBox::new(Ranges::new(false, true)?, GFP_KERNEL)?,
-        uapi::TLBRACE_TRACKER_RANGES_FULL => KBox::new(Ranges::new(true, false)?, GFP_KERNEL)?,
+        uapi::TLBRACE_TRACKER_NAIVE => KBox::new(Naive, GFP_KERNEL_ACCOUNT)? as KBox<dyn Tracker>,
+        uapi::TLBRACE_TRACKER_COUNTER => KBox::new(Counter::new(), GFP_KERNEL_ACCOUNT)?,
+        uapi::TLBRACE_TRACKER_RANGES => KBox::new(Ranges::new(false, false)?, GFP_KERNEL_ACCOUNT)?,
+        uapi::TLBRACE_TRACKER_RANGES_WAIT => {
+            KBox::new(Ranges::new(false, true)?, GFP_KERNEL_ACCOUNT)?
+        }
+        uapi::TLBRACE_TRACKER_RANGES_FULL => {
+            KBox::new(Ranges::new(true, false)?, GFP_KERNEL_ACCOUNT)?
+        }
         _ => return Err(EINVAL),
     })
 }

@@ -936,4 +936,82 @@ TEST(unknown_numbers)
 	close(fd);
 }
 
+/* dPT entries of the device in [p, p + pages), from a SNAPSHOT; -1 on error. */
+static long dpt_entries(int fd, void *p, unsigned long pages)
+{
+	static struct tlbrace_snapshot_entry ents[TLBRACE_DPT_MAX_PAGES];
+	struct tlbrace_snapshot s = {
+		.size = sizeof(s), .addr = (uintptr_t)p, .len = pages * PAGE,
+		.entries = (uintptr_t)ents, .max_entries = TLBRACE_DPT_MAX_PAGES,
+	};
+	long n = 0;
+
+	if (ioctl(fd, TLBRACE_IOC_SNAPSHOT, &s))
+		return -1;
+	for (__u32 i = 0; i < s.nr_entries; i++)
+		n += !!(ents[i].flags & TLBRACE_SNAP_DPT);
+	return n;
+}
+
+static double ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (t.tv_sec - t0->tv_sec) * 1e3 + (t.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+/*
+ * The dPT holds at most TLBRACE_DPT_MAX_PAGES entries: a PREFETCH past it
+ * fails with ENOSPC having filled nothing, a device fault past it fails with
+ * ENOSPC, a page already there is refilled, and a flush makes room.  Read
+ * prefetches of untouched memory map the zero page: the cheapest way for a
+ * caller to make the device hold memory, which the bound is there to stop.
+ */
+TEST(dpt_bound)
+{
+	const unsigned long max = TLBRACE_DPT_MAX_PAGES;
+	int fd = tlbrace_open();
+	char *buf = mmap(NULL, (max + 1) * PAGE, PROT_READ,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	char *past = buf + max * PAGE;
+	struct timespec t0;
+	__u64 v = ~0ULL;
+
+	ASSERT_GE(fd, 0);
+	ASSERT_NE(MAP_FAILED, buf);
+	ASSERT_EQ(0, dev_prefetch(fd, buf, 2 * PAGE, 0));
+	ASSERT_EQ(2, dpt_entries(fd, buf, max + 1));
+
+	/* 2 + max pages: refused up front, the dPT as it was. */
+	EXPECT_EQ(ENOSPC, dev_prefetch(fd, buf + 2 * PAGE, max * PAGE, 0));
+	EXPECT_EQ(2, dpt_entries(fd, buf, max + 1));
+
+	/* Exactly full. */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ASSERT_EQ(0, dev_prefetch(fd, buf + 2 * PAGE, (max - 2) * PAGE, 0));
+	TH_LOG("%lu faults: %.0f ms", max - 2, ms_since(&t0));
+	ASSERT_EQ(max, dpt_entries(fd, buf, max + 1));
+	/* Pages already there take no room. */
+	EXPECT_EQ(0, dev_prefetch(fd, buf, PAGE, 0));
+	EXPECT_EQ(0, dev_read(fd, buf, &v, NULL));
+	/* A device fault for one more page is refused. */
+	EXPECT_EQ(ENOSPC, dev_prefetch(fd, past, PAGE, 0));
+	EXPECT_EQ(ENOSPC, dev_read(fd, past, &v, NULL));
+	EXPECT_EQ(max, dpt_entries(fd, buf, max + 1));
+
+	/* A flush of the dPT makes room. */
+	ASSERT_EQ(0, dev_flush(fd, TLBRACE_FLUSH_DPT));
+	EXPECT_EQ(0, dev_read(fd, past, &v, NULL));
+	EXPECT_EQ(0, v);
+	EXPECT_EQ(1, dpt_entries(fd, buf, max + 1));
+
+	/* Full again; an invalidation of all of it is one walk under the lock. */
+	ASSERT_EQ(0, dev_prefetch(fd, buf, (max - 1) * PAGE, 0));
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ASSERT_EQ(0, munmap(buf, (max + 1) * PAGE));
+	TH_LOG("munmap of a full dPT: %.1f ms", ms_since(&t0));
+	close(fd);
+}
+
 TEST_HARNESS_MAIN

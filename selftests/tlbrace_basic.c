@@ -432,4 +432,40 @@ TEST(snapshot_pfn_needs_cap_sys_admin)
 	munmap((void *)p, PAGE);
 }
 
+/*
+ * CONFIG replaces the dTLB, about 1 MiB at 1024 x 16 (vmalloc'd when kmalloc
+ * cannot find the pages), and vfree() may sleep: the old dTLB is freed after
+ * the MMU spinlock is dropped.  The module's dTLB destructor says
+ * might_sleep(), so a free under the lock splats on the test kernel
+ * (DEBUG_ATOMIC_SLEEP), which fails the run, whichever allocator served it.
+ * Each round also checks that the device serves memory through the new one.
+ */
+TEST_F(dev, config_replaces_large_dtlb)
+{
+	const __u32 contracts[] = {
+		TLBRACE_CONTRACT_SYNC, TLBRACE_CONTRACT_BATCHED, TLBRACE_CONTRACT_SVA,
+	};
+	const int pages = 64;
+	__u64 *buf = mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	ASSERT_NE(MAP_FAILED, buf);
+	for (__u64 round = 0; round < 32; round++) {
+		ASSERT_EQ(0, tlbrace_config(self->fd, contracts[round % 3], TLBRACE_MAX_SETS,
+					    TLBRACE_MAX_WAYS, TLBRACE_REPL_LRU));
+		for (int p = 0; p < pages; p++)
+			buf[p * PAGE / 8] = round << 8 | p;
+		ASSERT_EQ(0, dev_prefetch(self->fd, buf, pages * PAGE, 0));
+		for (int p = 0; p < pages; p++) {
+			__u64 v = ~0ULL;
+			__u32 out = 0;
+
+			ASSERT_EQ(0, dev_read(self->fd, &buf[p * PAGE / 8], &v, &out));
+			ASSERT_EQ(round << 8 | p, v);
+			ASSERT_EQ(TLBRACE_OUT_HIT, out);
+		}
+	}
+	munmap(buf, pages * PAGE);
+}
+
 TEST_HARNESS_MAIN

@@ -190,6 +190,21 @@ impl UserPage {
     }
 }
 
+impl UserPage {
+    /// A fresh kernel page, owned as a GUP reference would be: for unit
+    /// tests of what holds translations (KUnit runs without a user mm).
+    #[cfg(CONFIG_KUNIT = "y")]
+    pub fn new_kernel_page() -> Result<Self> {
+        let page = core::mem::ManuallyDrop::new(kernel::page::Page::alloc_page(GFP_KERNEL)?);
+        // INVARIANT: `alloc_page()` returned the page with one reference,
+        // which `Page` would have dropped with `__free_pages()`; it is handed
+        // over, and `release_pages()` drops it the same way.
+        Ok(Self {
+            page: NonNull::new(page.as_ptr()).ok_or(ENOMEM)?,
+        })
+    }
+}
+
 impl PartialEq for UserPage {
     /// Whether both refer to the same page.
     fn eq(&self, other: &Self) -> bool {

@@ -162,6 +162,13 @@ struct tlbrace_wait {
 #define TLBRACE_RANGE_WRITE	(1U << 0) /* PREFETCH: fill writable translations */
 #define TLBRACE_MAX_RANGE_LEN	(1ULL << 30)
 
+/*
+ * Entries one device's dPT holds at most (256 MiB of address space in 4 KiB
+ * pages).  A fill that would add one more fails with -ENOSPC: PREFETCH, and
+ * the device fault of READ, WRITE and CAS, under the contracts with a dPT.
+ */
+#define TLBRACE_DPT_MAX_PAGES	(1U << 16)
+
 /**
  * struct tlbrace_range - TLBRACE_IOC_PREFETCH argument
  * @size:   sizeof(struct tlbrace_range)
@@ -169,6 +176,9 @@ struct tlbrace_wait {
  * @addr:   page-aligned start
  * @len:    page-aligned length, 1 page .. TLBRACE_MAX_RANGE_LEN
  * @filled: out: pages filled into the dPT and dTLB
+ *
+ * Fails with -ENOSPC, having filled nothing, if the pages of the range not
+ * in the dPT yet would take it past TLBRACE_DPT_MAX_PAGES.
  */
 struct tlbrace_range {
 	__u32 size;

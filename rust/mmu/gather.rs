@@ -16,8 +16,9 @@ use kernel::{
 };
 
 use crate::{
-    device::{Device, Mmu},
+    device::Device,
     inject::{Point, Site},
+    mmu::Mmu,
     mmu_notifier::RangeKey,
     stats::Counter,
     tracker::{Flush, Open},
@@ -38,6 +39,17 @@ pub(crate) struct Gather {
     /// The dPT entries it cleared, or `None` if recording them failed (then
     /// its whole requested range is flushed).
     cleared: Option<KVec<Vpn>>,
+}
+
+impl Gather {
+    /// Whether this gather cleared `vpn` from the dPT: it is in its cleared
+    /// set, or in its requested range if the set could not be recorded.
+    pub(super) fn cleared_page(&self, vpn: Vpn) -> bool {
+        match &self.cleared {
+            Some(cleared) => cleared.binary_search(&vpn).is_ok(),
+            None => (self.open.start..self.open.end).contains(&vpn),
+        }
+    }
 }
 
 impl Device {
@@ -147,11 +159,8 @@ impl Device {
             .add(Counter::TrackerNs, t0.elapsed().as_nanos() as u64);
         let mut n = 0;
         match &g.cleared {
-            Some(cleared) => {
-                for &vpn in cleared.iter() {
-                    n += mmu.dtlb.invalidate(vpn, vpn + 1);
-                }
-            }
+            // Sorted: the dPT is walked in address order.
+            Some(cleared) => n += mmu.dtlb.invalidate_pages(cleared),
             None => n += mmu.dtlb.invalidate(start, end),
         }
         match flush {
