@@ -19,7 +19,7 @@
 
 use kernel::{
     mm::MmWithUser,
-    page::{PAGE_SHIFT, PAGE_SIZE},
+    page::PAGE_SHIFT,
     prelude::*,
     rbtree::RBTreeNodeReservation,
     sync::{Arc, CondVarTimeoutResult},
@@ -34,7 +34,7 @@ use crate::{
     stats::Counter,
     translation::{Translation, Vpn},
     uapi,
-    user_page::UserPage,
+    user_page::{UserPage, WordOffset},
 };
 
 /// Device faults attempted per access before giving up with `EAGAIN`.
@@ -91,8 +91,10 @@ pub(crate) struct Access {
 }
 
 impl Device {
-    /// Performs `op` at user address `addr` (8-byte aligned) of `mm`.
+    /// Performs `op` at user address `addr` (8-byte aligned, else `EINVAL`)
+    /// of `mm`.
     pub(crate) fn access(&self, mm: &MmWithUser, addr: usize, op: Op) -> Result<Access> {
+        let word = WordOffset::of(addr).ok_or(EINVAL)?;
         let vpn = addr >> PAGE_SHIFT;
         let write = op.writes();
         let mut outcome = 0;
@@ -141,7 +143,7 @@ impl Device {
                 }
                 let Mmu { dtlb, truth, .. } = &mut *mmu;
                 if let Some(t) = dtlb.lookup(vpn).filter(|t| t.permits(write)) {
-                    return Ok(self.use_translation(truth, t, addr, op, outcome));
+                    return Ok(self.use_translation(truth, t, addr, word, op, outcome));
                 }
             }
             outcome |= uapi::TLBRACE_OUT_FAULT;
@@ -190,6 +192,7 @@ impl Device {
     /// otherwise): what the device does inside a notifier callback, where it
     /// may not fault.
     pub(crate) fn access_hit_only(&self, addr: usize, op: Op) -> Result<Access> {
+        let word = WordOffset::of(addr).ok_or(EINVAL)?;
         let mut mmu = self.mmu.lock();
         let Mmu { dtlb, truth, .. } = &mut *mmu;
         match dtlb.lookup(addr >> PAGE_SHIFT) {
@@ -197,13 +200,14 @@ impl Device {
                 self.stats.inc(Counter::Hits);
                 // No page-table lookup here: a flagged translation is judged
                 // conservatively (see `use_translation`).
-                Ok(self.use_translation(truth, t, addr, op, uapi::TLBRACE_OUT_HIT))
+                Ok(self.use_translation(truth, t, addr, word, op, uapi::TLBRACE_OUT_HIT))
             }
             _ => Err(ENOENT),
         }
     }
 
-    /// The access itself, through translation `t` (MMU lock held).  A use
+    /// The access itself, to the word `word` of the page at `addr`, through
+    /// translation `t` (MMU lock held).  A use
     /// of a translation the oracle judged stale is a stale access; *early*
     /// (`stale_early`) while an invalidation covering the page is still in
     /// progress, counted and recorded in the ring otherwise.  A translation
@@ -214,17 +218,17 @@ impl Device {
         truth: &Truth,
         t: &mut Translation,
         addr: usize,
+        word: WordOffset,
         op: Op,
         outcome: u32,
     ) -> Access {
-        let offset = addr & (PAGE_SIZE - 1);
         let value = match op {
-            Op::Read => t.page.load(offset),
+            Op::Read => t.page.load(word),
             Op::Write(v) => {
-                t.page.store(offset, v);
+                t.page.store(word, v);
                 v
             }
-            Op::Cas { expected, new } => t.page.compare_exchange(offset, expected, new),
+            Op::Cas { expected, new } => t.page.compare_exchange(word, expected, new),
         };
         t.accessed = true;
         t.dirty |= op.writes();

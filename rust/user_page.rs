@@ -140,31 +140,29 @@ impl UserPage {
         r
     }
 
-    /// Returns the word at `offset`, which must be 8-byte aligned and inside
-    /// the page.
-    fn word<R>(&self, offset: usize, f: impl FnOnce(&AtomicU64) -> R) -> R {
-        assert!(offset % 8 == 0 && offset + 8 <= PAGE_SIZE);
+    /// Runs `f` on the word at `offset`.
+    fn word<R>(&self, offset: WordOffset, f: impl FnOnce(&AtomicU64) -> R) -> R {
         self.with_mapped(|base| {
             // SAFETY: `base + offset` is an aligned word inside the mapped
-            // page (checked above), valid while mapped.  All kernel accesses
-            // to user pages through this type are atomic.
-            let word = unsafe { AtomicU64::from_ptr(base.add(offset).cast::<u64>()) };
+            // page (invariant of `WordOffset`), valid while mapped.  All
+            // kernel accesses to user pages through this type are atomic.
+            let word = unsafe { AtomicU64::from_ptr(base.add(offset.0).cast::<u64>()) };
             f(word)
         })
     }
 
-    /// Reads the aligned word at `offset`.
-    pub fn load(&self, offset: usize) -> u64 {
+    /// Reads the word at `offset`.
+    pub fn load(&self, offset: WordOffset) -> u64 {
         self.word(offset, |w| w.load(Ordering::Relaxed))
     }
 
-    /// Writes the aligned word at `offset`.
-    pub fn store(&self, offset: usize, value: u64) {
+    /// Writes the word at `offset`.
+    pub fn store(&self, offset: WordOffset, value: u64) {
         self.word(offset, |w| w.store(value, Ordering::Relaxed))
     }
 
-    /// Compare-and-swap of the aligned word at `offset`; returns the old value.
-    pub fn compare_exchange(&self, offset: usize, old: u64, new: u64) -> u64 {
+    /// Compare-and-swap of the word at `offset`; returns the old value.
+    pub fn compare_exchange(&self, offset: WordOffset, old: u64, new: u64) -> u64 {
         self.word(offset, |w| {
             match w.compare_exchange(old, new, Ordering::SeqCst, Ordering::SeqCst) {
                 Ok(v) | Err(v) => v,
@@ -180,6 +178,25 @@ impl UserPage {
             let phys = unsafe { bindings::slow_virt_to_phys(base.cast()) };
             phys >> bindings::PAGE_SHIFT
         })
+    }
+}
+
+/// The offset of an aligned 64-bit word in a page.
+///
+/// # Invariants
+///
+/// The offset is a multiple of 8 below `PAGE_SIZE`, so the whole word is
+/// inside the page.
+#[derive(Clone, Copy)]
+pub struct WordOffset(usize);
+
+impl WordOffset {
+    /// The word at user address `addr`; `None` unless `addr` is 8-byte
+    /// aligned.
+    pub fn of(addr: usize) -> Option<Self> {
+        // INVARIANT: `PAGE_SIZE` is a multiple of 8, so an aligned offset
+        // below it leaves room for the word.
+        (addr % 8 == 0).then_some(Self(addr & (PAGE_SIZE - 1)))
     }
 }
 
