@@ -172,12 +172,27 @@ impl UserPage {
 
     /// The page frame number, the page's identity for snapshots and tests
     /// (compare with `/proc/self/pagemap`).
+    ///
+    /// x86 only: 7.3 offers modules no portable way to it (`page_to_pfn()`
+    /// and `virt_to_phys()` are macros or inlines without a Rust helper;
+    /// `slow_virt_to_phys()` is x86's).  Elsewhere 0, the value SNAPSHOT
+    /// shows when PFNs are hidden.
+    #[cfg(CONFIG_X86)]
     pub fn pfn(&self) -> u64 {
         self.with_mapped(|base| {
-            // SAFETY: `base` is a valid kernel virtual address of the page.
+            // SAFETY: `base` is a kernel virtual address mapping the page
+            // (`kmap_local_page()`: the direct map, or with HIGHMEM a
+            // fixmap slot); `slow_virt_to_phys()` walks the kernel page
+            // tables for either.
             let phys = unsafe { bindings::slow_virt_to_phys(base.cast()) };
             phys >> bindings::PAGE_SHIFT
         })
+    }
+
+    /// See above: no portable way to the PFN.
+    #[cfg(not(CONFIG_X86))]
+    pub fn pfn(&self) -> u64 {
+        0
     }
 }
 
