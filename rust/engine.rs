@@ -382,9 +382,9 @@ impl Device {
         mm: &MmWithUser,
         start: Vpn,
         end: Vpn,
-        out: &mut KVec<uapi::tlbrace_snapshot_entry>,
+        out: &mut KVVec<uapi::tlbrace_snapshot_entry>,
     ) -> Result {
-        let mut flagged = KVec::<Vpn>::with_capacity(out.capacity(), GFP_KERNEL)?;
+        let mut flagged = KVVec::<Vpn>::with_capacity(out.capacity(), GFP_KERNEL)?;
         {
             let mut mmu = self.mmu.lock();
             let Mmu { dtlb, dpt, .. } = &mut *mmu;

@@ -334,7 +334,8 @@ impl TlbraceFile {
             return Err(EINVAL);
         }
         let (start, end) = page_range(s.addr, s.len, u64::MAX)?;
-        let mut out = KVec::with_capacity(s.max_entries as usize, GFP_KERNEL)?;
+        // Up to 2 MiB: vmalloc when the page allocator has no such block.
+        let mut out = KVVec::with_capacity(s.max_entries as usize, GFP_KERNEL)?;
         self.with_own_mm(|mm| self.device().snapshot(mm, start, end, &mut out))?;
         if !self.show_pfn {
             for e in out.iter_mut() {
