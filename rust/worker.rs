@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The device worker: runs a queued access job on the system workqueue while
-//! the process does other work, as a real device executes its command queue
-//! concurrently with the CPU.
+//! The device worker: runs a queued access job on the unbound system
+//! workqueue (a job may run for long; it must not hold up per-CPU work)
+//! while the process does other work, as a real device executes its command
+//! queue concurrently with the CPU.
 //!
 //! One job at a time: queued by `TLBRACE_IOC_READ/WRITE/CAS` with
 //! `TLBRACE_ACCESS_ASYNC`, collected by `TLBRACE_IOC_WAIT`.  The job holds
@@ -83,7 +84,7 @@ impl Device {
             slot.cancelled = false;
         }
         // The slot was idle, so the work item is not queued: this succeeds.
-        let _ = workqueue::system().enqueue(self.clone());
+        let _ = workqueue::system_unbound().enqueue(self.clone());
         Ok(())
     }
 
