@@ -30,6 +30,7 @@ use crate::{
     contract::Contract,
     device::{Device, Mmu},
     inject::{Point, Site},
+    requester::Requester,
     staleness::{judge, Lookup, Truth, Verdict},
     stats::Counter,
     translation::{Translation, Vpn},
@@ -92,8 +93,14 @@ pub(crate) struct Access {
 
 impl Device {
     /// Performs `op` at user address `addr` (8-byte aligned, else `EINVAL`)
-    /// of `mm`.
-    pub(crate) fn access(&self, mm: &MmWithUser, addr: usize, op: Op) -> Result<Access> {
+    /// of `mm`, for `req`.
+    pub(crate) fn access(
+        &self,
+        mm: &MmWithUser,
+        addr: usize,
+        op: Op,
+        req: Requester<'_>,
+    ) -> Result<Access> {
         let word = WordOffset::of(addr).ok_or(EINVAL)?;
         let vpn = addr >> PAGE_SHIFT;
         let write = op.writes();
@@ -147,7 +154,7 @@ impl Device {
                 }
             }
             outcome |= uapi::TLBRACE_OUT_FAULT;
-            self.fault(mm, vpn, write)?;
+            self.fault(mm, vpn, write, req)?;
         }
         Err(EAGAIN)
     }
@@ -249,22 +256,20 @@ impl Device {
         Access { value, outcome }
     }
 
-    /// Runs a batch; `stop` is polled every 1024 words so that long
-    /// batches stay interruptible (it returns the error to stop with).
+    /// Runs a batch for `req`, which may stop it before any word (a signal,
+    /// a cancelled job).
     pub(crate) fn access_batch(
         &self,
         mm: &MmWithUser,
         b: &Batch,
-        mut stop: impl FnMut() -> Option<Error>,
+        req: Requester<'_>,
     ) -> Result<BatchResult> {
         let mut r = BatchResult::default();
         for i in 0..b.count {
-            if i % 1024 == 1023 {
-                if let Some(e) = stop() {
-                    return Err(e);
-                }
+            if let Some(e) = req.stop() {
+                return Err(e);
             }
-            let a = self.access(mm, (b.addr + i * b.stride) as usize, b.op)?;
+            let a = self.access(mm, (b.addr + i * b.stride) as usize, b.op, req)?;
             r.hits += u32::from(a.outcome & uapi::TLBRACE_OUT_HIT != 0);
             r.faults += u32::from(a.outcome & uapi::TLBRACE_OUT_FAULT != 0);
             r.stale += u32::from(a.outcome & uapi::TLBRACE_OUT_STALE != 0);
@@ -276,9 +281,15 @@ impl Device {
         Ok(r)
     }
 
-    /// Device fault: walks the CPU page tables for `vpn` and fills the dPT
-    /// (if the contract has one) and the dTLB.
-    pub(crate) fn fault(&self, mm: &MmWithUser, vpn: Vpn, write: bool) -> Result {
+    /// Device fault for `req`: walks the CPU page tables for `vpn` and
+    /// fills the dPT (if the contract has one) and the dTLB.
+    pub(crate) fn fault(
+        &self,
+        mm: &MmWithUser,
+        vpn: Vpn,
+        write: bool,
+        req: Requester<'_>,
+    ) -> Result {
         for _ in 0..MAX_FAULT_RETRIES {
             let (seq, truth_seq, has_dpt) = {
                 let mut mmu = self.mmu.lock();
@@ -301,8 +312,12 @@ impl Device {
                     self.stats.inc(Counter::FaultRetries);
                     // Every `invalidate_range_end` wakes us: wait until none
                     // of the open ones covers the page, at most this long.
+                    // Cancelling a job wakes us too (`Device::cancel_job`).
                     let mut left = msecs_to_jiffies(FAULT_WAIT_MS);
                     while left > 0 && mmu.truth.open_overlapping(vpn, vpn + 1) > 0 {
+                        if let Some(e) = req.stop() {
+                            return Err(e);
+                        }
                         left = match self.idle.wait_interruptible_timeout(&mut mmu, left) {
                             CondVarTimeoutResult::Woken { jiffies } => jiffies,
                             CondVarTimeoutResult::Timeout => 0,
@@ -315,7 +330,7 @@ impl Device {
             };
 
             self.stats.inc(Counter::Faults);
-            let page = Arc::new(UserPage::get(mm, vpn << PAGE_SHIFT, write)?, GFP_KERNEL)?;
+            let page = Arc::new(req.fault_in(mm, vpn << PAGE_SHIFT, write)?, GFP_KERNEL)?;
             // Between the walk and the fill: where a racing invalidation hurts.
             self.inject
                 .pass(self, &Site::page(Point::FaultFill, vpn << PAGE_SHIFT));
@@ -359,16 +374,21 @@ impl Device {
         Err(EAGAIN)
     }
 
-    /// Fills the translations of `[start, end)`; returns how many pages.
+    /// Fills the translations of `[start, end)` for `req` (which may stop
+    /// it before any page); returns how many pages.
     pub(crate) fn prefetch(
         &self,
         mm: &MmWithUser,
         start: Vpn,
         end: Vpn,
         write: bool,
+        req: Requester<'_>,
     ) -> Result<u64> {
         for vpn in start..end {
-            self.fault(mm, vpn, write)?;
+            if let Some(e) = req.stop() {
+                return Err(e);
+            }
+            self.fault(mm, vpn, write, req)?;
         }
         Ok((end - start) as u64)
     }

@@ -26,6 +26,7 @@ use crate::{
     engine::{Batch, BatchResult, Op},
     file_cred,
     mmu_notifier::{Callbacks, Registration},
+    requester::Requester,
     tracker,
     uapi::{self, IoctlArg},
     worker::Job,
@@ -269,10 +270,7 @@ impl TlbraceFile {
                 self.dev.submit(Job { mm, batch })
             });
         }
-        let r = self.with_own_mm(|mm| {
-            self.device()
-                .access_batch(mm, &batch, || current!().signal_pending().then_some(EINTR))
-        })?;
+        let r = self.with_own_mm(|mm| self.device().access_batch(mm, &batch, Requester::Task))?;
         fill_access_result(&mut a, kind, &r);
         writer.write(&a)
     }
@@ -312,7 +310,10 @@ impl TlbraceFile {
         check_flags(r.flags, uapi::TLBRACE_RANGE_WRITE)?;
         let (start, end) = page_range(r.addr, r.len, u64::from(uapi::TLBRACE_MAX_RANGE_LEN))?;
         let write = r.flags & uapi::TLBRACE_RANGE_WRITE != 0;
-        r.filled = self.with_own_mm(|mm| self.device().prefetch(mm, start, end, write))?;
+        r.filled = self.with_own_mm(|mm| {
+            self.device()
+                .prefetch(mm, start, end, write, Requester::Task)
+        })?;
         writer.write(&r)
     }
 

@@ -27,6 +27,7 @@ mod gather;
 mod inject;
 pub mod mm_ext;
 pub mod mmu_notifier;
+mod requester;
 mod staleness;
 mod stats;
 mod tracker;

@@ -17,7 +17,12 @@
 
 use core::{ptr::NonNull, sync::atomic::AtomicU64, sync::atomic::Ordering};
 
-use kernel::{bindings, mm::MmWithUser, page::PAGE_SIZE, prelude::*};
+use kernel::{
+    bindings,
+    mm::{virt::vm_flags_t, MmWithUser},
+    page::PAGE_SIZE,
+    prelude::*,
+};
 
 /// A reference to a page that was mapped in a user address space.
 ///
@@ -34,6 +39,19 @@ pub struct UserPage {
 unsafe impl Send for UserPage {}
 // SAFETY: As above: `&UserPage` allows only atomic accesses.
 unsafe impl Sync for UserPage {}
+
+/// The vma flags of a userfaultfd-registered range (`__VM_UFFD_FLAGS`): a
+/// fault there may wait for the monitor (`userfaultfd_armed()`).
+const UFFD_ARMED: vm_flags_t =
+    1 << bindings::VMA_UFFD_MISSING_BIT | 1 << bindings::VMA_UFFD_WP_BIT | UFFD_MINOR | UFFD_RWP;
+#[cfg(CONFIG_HAVE_ARCH_USERFAULTFD_MINOR)]
+const UFFD_MINOR: vm_flags_t = 1 << bindings::VMA_UFFD_MINOR_BIT;
+#[cfg(not(CONFIG_HAVE_ARCH_USERFAULTFD_MINOR))]
+const UFFD_MINOR: vm_flags_t = 0;
+#[cfg(CONFIG_USERFAULTFD_RWP)]
+const UFFD_RWP: vm_flags_t = 1 << bindings::VMA_UFFD_RWP_BIT;
+#[cfg(not(CONFIG_USERFAULTFD_RWP))]
+const UFFD_RWP: vm_flags_t = 0;
 
 impl UserPage {
     /// Faults in the page that `mm` maps at `addr` and takes a reference on
@@ -62,6 +80,51 @@ impl UserPage {
             return Err(Error::from_errno(ret as i32));
         }
         // INVARIANT: On success GUP took one reference on `page`.
+        match NonNull::new(page) {
+            Some(page) if ret == 1 => Ok(Self { page }),
+            _ => Err(EFAULT),
+        }
+    }
+
+    /// Like [`UserPage::get`], for a kernel thread (the device worker):
+    /// never waits for user space, since nothing could interrupt the wait
+    /// and closing the file waits for the thread.
+    ///
+    /// On a userfaultfd-registered range a fault that cannot complete at
+    /// once (it would need the monitor) fails with `EFAULT`, and the monitor
+    /// is not told (`FOLL_NOWAIT`: `handle_userfault()` returns
+    /// `VM_FAULT_RETRY` without queueing a message).  Elsewhere the fault
+    /// waits for I/O as any kernel thread's GUP does, with the mmap read
+    /// lock held throughout: no `UFFDIO_REGISTER` (it takes the lock for
+    /// writing) can arm the range in the middle.  May sleep.
+    pub fn get_unattended(mm: &MmWithUser, addr: usize, write: bool) -> Result<Self> {
+        let mut flags = if write { bindings::FOLL_WRITE } else { 0 };
+        let mut page: *mut bindings::page = core::ptr::null_mut();
+        let lock = mm.mmap_read_lock();
+        if lock
+            .vma_lookup(addr)
+            .is_some_and(|vma| vma.flags() & UFFD_ARMED != 0)
+        {
+            flags |= bindings::FOLL_NOWAIT;
+        }
+        // SAFETY: `lock` holds the mmap read lock; with a null `locked` GUP
+        // never drops it.  `page` is valid for one entry.
+        let ret = unsafe {
+            bindings::get_user_pages_remote(
+                mm.as_raw(),
+                addr,
+                1,
+                flags,
+                &mut page,
+                core::ptr::null_mut(),
+            )
+        };
+        drop(lock);
+        if ret < 0 {
+            return Err(Error::from_errno(ret as i32));
+        }
+        // INVARIANT: On success GUP took one reference on `page`.  0 pages:
+        // the fault would have waited (`FOLL_NOWAIT`).
         match NonNull::new(page) {
             Some(page) if ret == 1 => Ok(Self { page }),
             _ => Err(EFAULT),

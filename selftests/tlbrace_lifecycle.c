@@ -3,14 +3,17 @@
  * Lifecycle and injection-engine coverage: the mmu_notifier release while
  * the file is held by another process, the aging callback khugepaged
  * reaches (test_young), delays at RANGE_END_EXIT (sleeps) and at
- * SECONDARY_TLBS (spins under the page-table lock), the nth filter, and
- * TLBRACE_IOC_WAIT timing out and being interrupted by a signal.
+ * SECONDARY_TLBS (spins under the page-table lock), the nth filter,
+ * TLBRACE_IOC_WAIT timing out and being interrupted by a signal, and
+ * worker faults on a userfaultfd page (they never wait for its monitor, so
+ * closing and exiting stay bounded).
  *
  * Every verdict is taken from what user space sees: an errno, a memory
  * value, whether a memfd can be sealed, whether the CPU maps a THP, wall
  * and CPU time measured around a system call.  Module counters only appear
  * in failure messages, to explain.
  */
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -22,6 +25,8 @@
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
+
+#include <linux/userfaultfd.h>
 
 #include "tlbrace_lib.h"
 #include "kselftest_harness.h"
@@ -678,5 +683,195 @@ TEST_F(young, khugepaged_asks_test_young)
 		EXPECT_GE(scans, scans0 + 2) TH_LOG("khugepaged did not finish two passes");
 	EXPECT_EQ(2, v[0]);
 }
+
+/*
+ * userfaultfd: [p, p + len) registered for missing pages, with no monitor
+ * reading the descriptor until the test answers.  -1 if unavailable.
+ */
+static int uffd_missing(volatile void *p, size_t len)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg = {
+		.range = { .start = (uintptr_t)p, .len = len },
+		.mode = UFFDIO_REGISTER_MODE_MISSING,
+	};
+	int uffd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+
+	if (uffd < 0)
+		return -1;
+	if (ioctl(uffd, UFFDIO_API, &api) || ioctl(uffd, UFFDIO_REGISTER, &reg)) {
+		close(uffd);
+		return -1;
+	}
+	return uffd;
+}
+
+/* The monitor's answer: maps the zero page at p and wakes the faults there. */
+static int uffd_zero(int uffd, volatile void *p)
+{
+	struct uffdio_zeropage z = { .range = { .start = (uintptr_t)p, .len = PAGE } };
+
+	return ioctl(uffd, UFFDIO_ZEROPAGE, &z) ? errno : 0;
+}
+
+/* The monitor's answer: maps a page whose first word is value. */
+static int uffd_fill(int uffd, volatile void *p, __u64 value)
+{
+	static __u64 src[PAGE / 8] __attribute__((aligned(PAGE)));
+	struct uffdio_copy c = { .dst = (uintptr_t)p, .src = (uintptr_t)src, .len = PAGE };
+
+	src[0] = value;
+	return ioctl(uffd, UFFDIO_COPY, &c) ? errno : 0;
+}
+
+/* Whether the monitor gets a message about a fault at p within bound_ms. */
+static bool uffd_fault_at(int uffd, volatile void *p, int bound_ms)
+{
+	struct pollfd pfd = { .fd = uffd, .events = POLLIN };
+	struct uffd_msg msg;
+
+	if (poll(&pfd, 1, bound_ms) != 1 || read(uffd, &msg, sizeof(msg)) != sizeof(msg))
+		return false;
+	return msg.event == UFFD_EVENT_PAGEFAULT &&
+	       (msg.arg.pagefault.address & ~(PAGE - 1)) == (uintptr_t)p;
+}
+
+/*
+ * A device fault of the worker on a page of a userfaultfd-registered range
+ * that the monitor has not filled: the worker does not wait for the
+ * monitor (a kworker cannot be interrupted, and closing the file waits for
+ * the worker), the job fails with EFAULT at once, and the monitor is not
+ * told.  Once the monitor has filled the page, a job reads it.
+ */
+TEST(worker_fault_on_uffd_page_fails)
+{
+	volatile __u64 *p = map_page();
+	int fd = tlbrace_open(), uffd, err;
+	struct tlbrace_wait w;
+	struct uffd_msg msg;
+	long long t0, el;
+
+	ASSERT_NE(NULL, p);
+	ASSERT_GE(fd, 0);
+	uffd = uffd_missing(p, PAGE);
+	ASSERT_GE(uffd, 0) TH_LOG("userfaultfd: %s", strerror(errno));
+	ASSERT_EQ(0, dev_submit(fd, TLBRACE_IOC_READ, p, 1, 0));
+	t0 = clock_ns(CLOCK_MONOTONIC);
+	err = dev_wait(fd, 2000, &w);
+	el = clock_ns(CLOCK_MONOTONIC) - t0;
+	TH_LOG("WAIT: %s after %lld ms, job error %d", strerror(err), el / MS, w.error);
+	EXPECT_EQ(0, err);
+	EXPECT_EQ(-EFAULT, w.error);
+	EXPECT_EQ(-1, read(uffd, &msg, sizeof(msg))) TH_LOG("the monitor was asked");
+	if (err == ETIMEDOUT) {
+		/* The worker waits for the monitor: answer it, then collect. */
+		EXPECT_EQ(0, uffd_zero(uffd, p));
+		EXPECT_EQ(0, dev_wait(fd, 5000, &w));
+		close(fd);
+		return;
+	}
+	ASSERT_EQ(0, uffd_fill(uffd, p, 0x4242));
+	ASSERT_EQ(0, dev_submit(fd, TLBRACE_IOC_READ, p, 1, 0));
+	ASSERT_EQ(0, dev_wait(fd, 5000, &w));
+	EXPECT_EQ(0, w.error);
+	EXPECT_EQ(0x4242, w.result.value);
+	close(uffd);
+	close(fd);
+}
+
+/*
+ * The same job, and the owner closes the file or exits right after
+ * queueing it: release returns within 2 s.  Before the worker stopped
+ * waiting for monitors, release waited in flush_work() for a kworker
+ * waiting for a monitor that nobody runs, in D state for ever, also at
+ * exit.  The test holds a copy of the child's userfaultfd (pidfd_getfd) to
+ * answer the fault if release blocks, so that a failure is not a hang.
+ */
+FIXTURE(uffd_job)
+{
+};
+
+FIXTURE_VARIANT(uffd_job)
+{
+	bool exit; /* the owner exits instead of closing */
+};
+
+FIXTURE_VARIANT_ADD(uffd_job, close) { .exit = false };
+FIXTURE_VARIANT_ADD(uffd_job, exit) { .exit = true };
+
+FIXTURE_SETUP(uffd_job)
+{
+}
+
+FIXTURE_TEARDOWN(uffd_job)
+{
+}
+
+TEST_F(uffd_job, release_is_bounded)
+{
+	struct { int uffd; volatile __u64 *p; } info;
+	int to_parent[2], to_child[2], pidfd, uffd, status;
+	struct pollfd pfd;
+	bool released;
+	long long t0, el;
+	pid_t pid;
+	char c;
+
+	ASSERT_EQ(0, pipe(to_parent));
+	ASSERT_EQ(0, pipe(to_child));
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		volatile __u64 *p = map_page();
+		/* Opened first: exit closes it before the userfaultfd. */
+		int fd = tlbrace_open();
+
+		info.p = p;
+		info.uffd = uffd_missing(p, PAGE);
+		if (!p || fd < 0 || info.uffd < 0 ||
+		    dev_submit(fd, TLBRACE_IOC_READ, p, 1, 0) ||
+		    write(to_parent[1], &info, sizeof(info)) != sizeof(info) ||
+		    read(to_child[0], &c, 1) != 1)
+			_exit(1);
+		if (variant->exit)
+			_exit(0);
+		if (close(fd) || write(to_parent[1], "c", 1) != 1)
+			_exit(2);
+		_exit(read(to_child[0], &c, 1) == 1 ? 0 : 3);
+	}
+	ASSERT_EQ(sizeof(info), read(to_parent[0], &info, sizeof(info)));
+	pidfd = syscall(SYS_pidfd_open, pid, 0);
+	ASSERT_GE(pidfd, 0);
+	uffd = syscall(SYS_pidfd_getfd, pidfd, info.uffd, 0);
+	ASSERT_GE(uffd, 0) TH_LOG("pidfd_getfd: %s", strerror(errno));
+	/*
+	 * Give the job a chance to reach its fault: a worker that waits for
+	 * the monitor shows up as a message on the userfaultfd.
+	 */
+	if (uffd_fault_at(uffd, info.p, 500))
+		TH_LOG("the worker waits for the monitor");
+	t0 = clock_ns(CLOCK_MONOTONIC);
+	ASSERT_EQ(1, write(to_child[1], "g", 1));
+	if (variant->exit) {
+		pfd = (struct pollfd){ .fd = pidfd, .events = POLLIN };
+		released = poll(&pfd, 1, 2000) == 1;
+	} else {
+		pfd = (struct pollfd){ .fd = to_parent[0], .events = POLLIN };
+		released = poll(&pfd, 1, 2000) == 1 && read(to_parent[0], &c, 1) == 1;
+	}
+	el = clock_ns(CLOCK_MONOTONIC) - t0;
+	TH_LOG("%s: %s after %lld ms (owner state %c)", variant->exit ? "exit" : "close",
+	       released ? "done" : "blocked", el / MS, proc_state(pid));
+	EXPECT_TRUE(released);
+	if (!released)
+		EXPECT_EQ(0, uffd_zero(uffd, info.p));
+	if (!variant->exit)
+		ASSERT_EQ(1, write(to_child[1], "g", 1));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) TH_LOG("status %x", status);
+	close(uffd);
+	close(pidfd);
+}
+
 
 TEST_HARNESS_MAIN
