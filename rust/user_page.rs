@@ -53,20 +53,49 @@ const UFFD_RWP: vm_flags_t = 1 << bindings::VMA_UFFD_RWP_BIT;
 #[cfg(not(CONFIG_USERFAULTFD_RWP))]
 const UFFD_RWP: vm_flags_t = 0;
 
+/// `mmap_read_lock_killable()`, a static inline that 7.3 has no Rust helper
+/// for, made of the same calls: `down_read_killable()` between the mmap_lock
+/// tracepoints (their out-of-line halves, which do nothing while the
+/// tracepoints are off).  `EINTR` if a fatal signal came first; on success
+/// the caller holds the lock and must release it with `mmap_read_unlock()`.
+fn mmap_read_lock_killable(mm: &MmWithUser) -> Result {
+    let mm = mm.as_raw();
+    // SAFETY: `mm` is a live mm (`MmWithUser`); the hook only records it.
+    #[cfg(CONFIG_TRACING)]
+    unsafe {
+        bindings::__mmap_lock_do_trace_start_locking(mm, false)
+    };
+    // SAFETY: `mm` is a live mm, so its `mmap_lock` is an initialised rwsem.
+    let ret = unsafe { bindings::down_read_killable(&raw mut (*mm).__bindgen_anon_1.mmap_lock) };
+    // SAFETY: As above.
+    #[cfg(CONFIG_TRACING)]
+    unsafe {
+        bindings::__mmap_lock_do_trace_acquire_returned(mm, false, ret == 0)
+    };
+    match ret {
+        0 => Ok(()),
+        _ => Err(EINTR),
+    }
+}
+
 impl UserPage {
     /// Faults in the page that `mm` maps at `addr` and takes a reference on
-    /// it, for writing if `write` (which breaks COW as a device write would).
+    /// it, for writing if `write` (which breaks COW as a device write would),
+    /// on behalf of the current task, which must be one of `mm`'s.
     ///
-    /// Takes the mmap read lock of `mm`: the caller must not hold it, nor be
-    /// in a notifier callback of `mm`.  GUP may drop and retake the lock
-    /// (`FOLL_UNLOCKABLE`): a fault on a userfaultfd-registered range then
-    /// waits for the monitor, as a CPU access would.  May sleep.
+    /// Waits where a CPU access of the task would: for the mmap read lock,
+    /// killably (`EINTR` on a fatal signal); for I/O; and on a
+    /// userfaultfd-registered range for the monitor, with the lock dropped
+    /// (`FOLL_UNLOCKABLE`) and interruptibly: any signal ends that wait with
+    /// `EINTR` (`FOLL_INTERRUPTIBLE`), as it ends a long access.
+    ///
+    /// The caller must not hold the mmap lock of `mm`, nor be in a notifier
+    /// callback of `mm`.  May sleep.
     pub fn get(mm: &MmWithUser, addr: usize, write: bool) -> Result<Self> {
-        let flags = if write { bindings::FOLL_WRITE } else { 0 };
+        let flags = bindings::FOLL_INTERRUPTIBLE | if write { bindings::FOLL_WRITE } else { 0 };
         let mut page: *mut bindings::page = core::ptr::null_mut();
         let mut locked: kernel::ffi::c_int = 1;
-        // SAFETY: `mm` has `mm_users > 0` (invariant of `MmWithUser`).
-        unsafe { bindings::mmap_read_lock(mm.as_raw()) };
+        mmap_read_lock_killable(mm)?;
         // SAFETY: The mmap read lock is held and `locked` says so; GUP drops
         // it only after clearing `locked`.  `page` is valid for one entry.
         let ret = unsafe {

@@ -4,21 +4,24 @@
  * the file is held by another process, the aging callback khugepaged
  * reaches (test_young), delays at RANGE_END_EXIT (sleeps) and at
  * SECONDARY_TLBS (spins under the page-table lock), the nth filter,
- * TLBRACE_IOC_WAIT timing out and being interrupted by a signal, and
- * worker faults on a userfaultfd page (they never wait for its monitor, so
- * closing and exiting stay bounded).
+ * TLBRACE_IOC_WAIT timing out and being interrupted by a signal, how device
+ * faults wait (the worker's never for a userfaultfd monitor; the caller's
+ * for it interruptibly, for the mmap lock killably), and the bounds of
+ * closing and exiting with a job faulting on such a page.
  *
  * Every verdict is taken from what user space sees: an errno, a memory
  * value, whether a memfd can be sealed, whether the CPU maps a THP, wall
- * and CPU time measured around a system call.  Module counters only appear
- * in failure messages, to explain.
+ * and CPU time measured around a system call, a thread's state in /proc.
+ * Module counters only appear in failure messages, to explain.
  */
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -685,6 +688,115 @@ TEST_F(young, khugepaged_asks_test_young)
 }
 
 /*
+ * Bounds on blocking: a call that may block runs in a thread (or a child),
+ * and the test waits for it with a bound, so that a blocked call fails the
+ * test instead of hanging the run.  A call still blocked at the bound is
+ * then unblocked by the test (it answers the userfaultfd, or a park times
+ * out) before the thread is joined.
+ */
+struct call {
+	int fd;
+	volatile __u64 *p;
+	int (*op)(struct call *c);
+	int err;	/* what the call returned: 0 or an errno */
+	__u64 value;	/* READ: the value read; WAIT: the job's value */
+	int job_error;	/* WAIT: the job's error */
+	long long ns;	/* how long the call took */
+	pid_t tid;
+	int done;	/* eventfd, written when the call returned */
+	pthread_t thread;
+};
+
+static void *call_thread(void *arg)
+{
+	struct call *c = arg;
+	long long t0 = clock_ns(CLOCK_MONOTONIC);
+	__u64 one = 1;
+
+	__atomic_store_n(&c->tid, (pid_t)syscall(SYS_gettid), __ATOMIC_RELEASE);
+	c->err = c->op(c);
+	c->ns = clock_ns(CLOCK_MONOTONIC) - t0;
+	if (write(c->done, &one, sizeof(one)) != sizeof(one))
+		c->err = -1;
+	return NULL;
+}
+
+/* Runs op in a thread; returns the thread's id once it runs, 0 on failure. */
+static pid_t call_start(struct call *c, int (*op)(struct call *c))
+{
+	c->op = op;
+	c->tid = 0;
+	c->done = eventfd(0, EFD_CLOEXEC);
+	if (c->done < 0 || pthread_create(&c->thread, NULL, call_thread, c))
+		return 0;
+	for (int i = 0; i < 10000; i++) {
+		pid_t tid = __atomic_load_n(&c->tid, __ATOMIC_ACQUIRE);
+
+		if (tid)
+			return tid;
+		usleep(100);
+	}
+	return 0;
+}
+
+/* Whether the call has returned, waiting up to bound_ms for it. */
+static bool call_returned(struct call *c, int bound_ms)
+{
+	struct pollfd pfd = { .fd = c->done, .events = POLLIN };
+
+	return poll(&pfd, 1, bound_ms) == 1;
+}
+
+static void call_join(struct call *c)
+{
+	pthread_join(c->thread, NULL);
+	close(c->done);
+}
+
+static int op_read(struct call *c)
+{
+	return dev_read(c->fd, c->p, &c->value, NULL);
+}
+
+/* State of thread tid of process pid, and its PF_* flags; 0 if it is gone. */
+static char thread_state(pid_t pid, pid_t tid, unsigned long *flags)
+{
+	char path[64], buf[512], state = 0, *p;
+	unsigned long f = 0;
+	int fd, n;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", pid, tid);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	p = strrchr(buf, ')');
+	/* state ppid pgrp session tty_nr tpgid flags */
+	if (!p || sscanf(p + 1, " %c %*d %*d %*d %*d %*d %lu", &state, &f) != 2)
+		return 0;
+	if (flags)
+		*flags = f;
+	return state;
+}
+
+/* Waits up to bound_ms for thread tid of pid to be in state want. */
+static bool thread_reaches(pid_t pid, pid_t tid, char want, int bound_ms)
+{
+	long long end = clock_ns(CLOCK_MONOTONIC) + bound_ms * MS;
+
+	do {
+		if (thread_state(pid, tid, NULL) == want)
+			return true;
+		usleep(100);
+	} while (clock_ns(CLOCK_MONOTONIC) < end);
+	return false;
+}
+
+/*
  * userfaultfd: [p, p + len) registered for missing pages, with no monitor
  * reading the descriptor until the test answers.  -1 if unavailable.
  */
@@ -873,5 +985,206 @@ TEST_F(uffd_job, release_is_bounded)
 	close(pidfd);
 }
 
+/*
+ * A device fault in the caller's thread on a page the monitor has not
+ * filled waits for the monitor as a CPU access would: the monitor gets the
+ * fault's message, and its answer ends the access with the page's value.
+ * The wait is interruptible: a signal (with a handler) ends it with EINTR.
+ */
+static void on_usr1(int sig)
+{
+}
+
+TEST(sync_fault_waits_for_monitor)
+{
+	struct sigaction sa = { .sa_handler = on_usr1 }; /* no SA_RESTART */
+	volatile __u64 *p = mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE,
+				 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	int fd = tlbrace_open(), uffd;
+	struct call filled, signalled;
+	bool returned;
+
+	ASSERT_NE(MAP_FAILED, p);
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ(0, sigemptyset(&sa.sa_mask));
+	ASSERT_EQ(0, sigaction(SIGUSR1, &sa, NULL));
+	uffd = uffd_missing(p, 2 * PAGE);
+	ASSERT_GE(uffd, 0) TH_LOG("userfaultfd: %s", strerror(errno));
+
+	/* Answered by the monitor. */
+	filled = (struct call){ .fd = fd, .p = p };
+	ASSERT_NE(0, call_start(&filled, op_read));
+	ASSERT_TRUE(uffd_fault_at(uffd, p, 2000)) TH_LOG("no message for the device fault");
+	ASSERT_EQ(0, uffd_fill(uffd, p, 0x77));
+	EXPECT_TRUE(call_returned(&filled, 2000));
+	call_join(&filled);
+	EXPECT_EQ(0, filled.err);
+	EXPECT_EQ(0x77, filled.value);
+
+	/* Interrupted by a signal. */
+	signalled = (struct call){ .fd = fd, .p = p + PAGE / 8 };
+	ASSERT_NE(0, call_start(&signalled, op_read));
+	ASSERT_TRUE(uffd_fault_at(uffd, p + PAGE / 8, 2000));
+	ASSERT_EQ(0, pthread_kill(signalled.thread, SIGUSR1));
+	returned = call_returned(&signalled, 2000);
+	EXPECT_TRUE(returned) TH_LOG("a signal did not end the wait");
+	if (!returned)
+		EXPECT_EQ(0, uffd_zero(uffd, p + PAGE / 8));
+	call_join(&signalled);
+	EXPECT_EQ(EINTR, signalled.err) TH_LOG("%s", strerror(signalled.err));
+	signal(SIGUSR1, SIG_DFL);
+	close(uffd);
+	close(fd);
+}
+
+/*
+ * A device fault in the caller's thread waits for the mmap lock killably.
+ * The parent writes 4 to the child's clear_refs, which holds the child's
+ * mmap lock for writing across the device's invalidate_range_start, parked
+ * there for up to 4 s.  A thread of the child blocks in a device read that
+ * faults; the child is killed.  The thread leaves the ioctl and reaches
+ * do_exit (PF_EXITING in its /proc flags) while the lock is still held,
+ * instead of after the park.  (It then waits for the lock in exit_mm(), as
+ * every exiting thread does.)
+ */
+#define PF_EXITING_FLAG 0x4
+
+struct clear_refs_call {
+	pid_t pid;
+	int ret;
+	bool done;
+};
+
+static void *clear_refs_thread(void *arg)
+{
+	struct clear_refs_call *c = arg;
+	char path[64];
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/clear_refs", c->pid);
+	fd = open(path, O_WRONLY);
+	c->ret = fd >= 0 && write(fd, "4", 1) == 1 ? 0 : -1;
+	if (fd >= 0)
+		close(fd);
+	__atomic_store_n(&c->done, true, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/*
+ * A thread that reads a present page (so that its code and stack are
+ * faulted in: while clear_refs holds the mmap lock, any page fault of the
+ * process waits for it), reports its id, waits for the go, then reads p (a
+ * device fault).
+ */
+struct reader {
+	int dev, go, report;
+	volatile __u64 *p, *warm;
+};
+
+static void *reader_thread(void *arg)
+{
+	struct reader *r = arg;
+	pid_t tid = syscall(SYS_gettid);
+	__u64 v;
+	char go;
+
+	if (dev_read(r->dev, r->warm, &v, NULL) == 0 &&
+	    write(r->report, &tid, sizeof(tid)) == sizeof(tid) && read(r->go, &go, 1) == 1)
+		dev_read(r->dev, r->p, &v, NULL);
+	return NULL;
+}
+
+/* Where thread tid of pid sleeps (/proc wchan), for failure messages. */
+static const char *thread_wchan(pid_t pid, pid_t tid, char *buf, size_t len)
+{
+	char path[64];
+	int fd, n = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/wchan", pid, tid);
+	fd = open(path, O_RDONLY);
+	if (fd >= 0) {
+		n = read(fd, buf, len - 1);
+		close(fd);
+	}
+	buf[n > 0 ? n : 0] = 0;
+	return buf;
+}
+
+TEST(sync_fault_mmap_lock_killable)
+{
+	const int park_ms = 4000;
+	int report[2], go[2], status;
+	struct clear_refs_call cr = {};
+	pthread_t writer;
+	bool blocked, exiting = false, lock_held = false;
+	unsigned long flags = 0;
+	char wchan[64];
+	long long t0, el = 0;
+	pid_t pid, tid;
+
+	ASSERT_EQ(0, pipe(report));
+	ASSERT_EQ(0, pipe(go));
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		struct tlbrace_inject a = {
+			.point = TLBRACE_POINT_RANGE_START_ENTER, .action = TLBRACE_ACTION_PARK,
+			.events = TLBRACE_EVENT_BIT(TLBRACE_EVENT_SOFT_DIRTY), .count = 1,
+			.timeout_ms = park_ms, .release_on = TLBRACE_RELEASE_BY_IOCTL,
+		};
+		struct reader r = {
+			.dev = tlbrace_open(), .go = go[0], .report = report[1], .p = map_page(),
+			.warm = map_page(),
+		};
+		char g = 'g';
+		pthread_t reader;
+
+		/* "none": the fault does not wait for the open invalidation. */
+		if (r.dev < 0 || !r.p || !r.warm ||
+		    tlbrace_config(r.dev, TLBRACE_CONTRACT_NONE, 64, 4, TLBRACE_REPL_LRU) ||
+		    inj_arm(r.dev, &a))
+			_exit(1);
+		if (pthread_create(&reader, NULL, reader_thread, &r))
+			_exit(2);
+		/* The parent's clear_refs is parked, the mmap lock held for writing. */
+		if (inj_wait_parked(r.dev, 0, 1, 5000))
+			_exit(3);
+		if (write(go[1], &g, 1) != 1)
+			_exit(4);
+		pause();
+		_exit(5);
+	}
+	ASSERT_EQ(sizeof(tid), read(report[0], &tid, sizeof(tid)));
+	cr.pid = pid;
+	ASSERT_EQ(0, pthread_create(&writer, NULL, clear_refs_thread, &cr));
+	/* The reader blocks for the mmap lock (D: killable, or not). */
+	blocked = thread_reaches(pid, tid, 'D', 3000);
+	EXPECT_TRUE(blocked) TH_LOG("reader state '%c' in %s, clear_refs %s (%d), owner %s",
+				    thread_state(pid, tid, NULL),
+				    thread_wchan(pid, tid, wchan, sizeof(wchan)),
+				    __atomic_load_n(&cr.done, __ATOMIC_ACQUIRE) ? "done" : "parked",
+				    cr.ret, waitpid(pid, &status, WNOHANG) ? "gone" : "alive");
+	EXPECT_FALSE(__atomic_load_n(&cr.done, __ATOMIC_ACQUIRE));
+	t0 = clock_ns(CLOCK_MONOTONIC);
+	ASSERT_EQ(0, kill(pid, SIGKILL));
+	while (blocked && !exiting && el < 2000 * MS) {
+		char state = thread_state(pid, tid, &flags);
+
+		exiting = !state || (flags & PF_EXITING_FLAG);
+		lock_held = !__atomic_load_n(&cr.done, __ATOMIC_ACQUIRE);
+		el = clock_ns(CLOCK_MONOTONIC) - t0;
+		if (!exiting)
+			usleep(100);
+	}
+	TH_LOG("reader exiting: %s after %lld ms, lock still held: %s", exiting ? "yes" : "no",
+	       el / MS, lock_held ? "yes" : "no");
+	EXPECT_TRUE(exiting) TH_LOG("killed reader still in %s",
+				    thread_wchan(pid, tid, wchan, sizeof(wchan)));
+	EXPECT_TRUE(lock_held) TH_LOG("the park ended first: the kill was not what woke it");
+	pthread_join(writer, NULL);
+	EXPECT_EQ(0, cr.ret);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+}
 
 TEST_HARNESS_MAIN
