@@ -7,13 +7,15 @@
  * TLBRACE_IOC_WAIT timing out and being interrupted by a signal, how device
  * faults wait (the worker's never for a userfaultfd monitor; the caller's
  * for it interruptibly, for the mmap lock killably), and the bounds of
- * closing and exiting with a job faulting on such a page.
+ * closing and exiting (with a job faulting on such a page, a job running,
+ * an ioctl blocked in another thread).
  *
  * Every verdict is taken from what user space sees: an errno, a memory
  * value, whether a memfd can be sealed, whether the CPU maps a THP, wall
  * and CPU time measured around a system call, a thread's state in /proc.
  * Module counters only appear in failure messages, to explain.
  */
+#include <glob.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -753,9 +755,24 @@ static void call_join(struct call *c)
 	close(c->done);
 }
 
+static int op_close(struct call *c)
+{
+	return close(c->fd) ? errno : 0;
+}
+
 static int op_read(struct call *c)
 {
 	return dev_read(c->fd, c->p, &c->value, NULL);
+}
+
+static int op_wait(struct call *c)
+{
+	struct tlbrace_wait w;
+	int err = dev_wait(c->fd, 10000, &w);
+
+	c->job_error = w.error;
+	c->value = w.result.value;
+	return err;
 }
 
 /* State of thread tid of process pid, and its PF_* flags; 0 if it is gone. */
@@ -794,6 +811,21 @@ static bool thread_reaches(pid_t pid, pid_t tid, char want, int bound_ms)
 		usleep(100);
 	} while (clock_ns(CLOCK_MONOTONIC) < end);
 	return false;
+}
+
+/* How many debugfs directories the devices of process pid have. */
+static int debugfs_dirs(pid_t pid)
+{
+	char pattern[64];
+	glob_t g;
+	int n;
+
+	snprintf(pattern, sizeof(pattern), "/sys/kernel/debug/tlbrace/%d-*", pid);
+	if (glob(pattern, 0, NULL, &g))
+		return 0;
+	n = g.gl_pathc;
+	globfree(&g);
+	return n;
 }
 
 /*
@@ -983,6 +1015,150 @@ TEST_F(uffd_job, release_is_bounded)
 	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) TH_LOG("status %x", status);
 	close(uffd);
 	close(pidfd);
+}
+
+/*
+ * The owner exits while its job runs: a batch of 2^20 words over an 8 MiB
+ * memfd mapping, parked at its first fault for up to 10 s.  The exit takes
+ * far less than the park (release disarms and cancels the job), and
+ * afterwards nothing is left: the device's debugfs directory is gone, no
+ * page of the memfd is referenced or mapped any more (F_SEAL_WRITE
+ * succeeds; it fails with EBUSY while one is), and a fresh open works.
+ */
+TEST(owner_exits_with_job_running)
+{
+	const size_t len = 8UL << 20;
+	int mfd, ready[2], pidfd, status, fd;
+	struct pollfd pfd;
+	volatile __u64 *q;
+	long long t0, el;
+	bool exited;
+	__u64 v = 0;
+	pid_t pid;
+	char c;
+
+	mfd = memfd_create("tlbrace-job", MFD_ALLOW_SEALING);
+	ASSERT_GE(mfd, 0);
+	ASSERT_EQ(0, ftruncate(mfd, len));
+	ASSERT_EQ(0, pipe(ready));
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		volatile __u64 *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+		struct tlbrace_inject a = {
+			.point = TLBRACE_POINT_FAULT_FILL, .action = TLBRACE_ACTION_PARK,
+			.count = 1, .timeout_ms = TLBRACE_PARK_MAX_MS,
+			.release_on = TLBRACE_RELEASE_BY_IOCTL,
+		};
+		int dfd = tlbrace_open();
+
+		if (p == MAP_FAILED || dfd < 0)
+			_exit(1);
+		a.start = (uintptr_t)p;
+		a.end = a.start + PAGE;
+		if (inj_arm(dfd, &a) || dev_submit(dfd, TLBRACE_IOC_READ, p, 1U << 20, 0) ||
+		    inj_wait_parked(dfd, 0, 1, 5000) || write(ready[1], "r", 1) != 1)
+			_exit(2);
+		_exit(0); /* with the job parked, the file and the mapping held */
+	}
+	pidfd = syscall(SYS_pidfd_open, pid, 0);
+	ASSERT_GE(pidfd, 0);
+	ASSERT_EQ(1, read(ready[0], &c, 1));
+	ASSERT_EQ(1, debugfs_dirs(pid));
+	t0 = clock_ns(CLOCK_MONOTONIC);
+	pfd = (struct pollfd){ .fd = pidfd, .events = POLLIN };
+	exited = poll(&pfd, 1, 3000) == 1;
+	el = clock_ns(CLOCK_MONOTONIC) - t0;
+	TH_LOG("owner exited: %s after %lld ms", exited ? "yes" : "no", el / MS);
+	EXPECT_TRUE(exited);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) TH_LOG("status %x", status);
+	EXPECT_EQ(0, debugfs_dirs(pid));
+	EXPECT_EQ(0, fcntl(mfd, F_ADD_SEALS, F_SEAL_WRITE)) TH_LOG("seal: %s", strerror(errno));
+	fd = tlbrace_open();
+	ASSERT_GE(fd, 0);
+	q = map_page();
+	ASSERT_NE(NULL, q);
+	q[0] = 0x77;
+	EXPECT_EQ(0, dev_read(fd, q, &v, NULL));
+	EXPECT_EQ(0x77, v);
+	close(fd);
+	close(pidfd);
+	close(mfd);
+}
+
+/*
+ * close() while another thread is inside an ioctl on the same file: a read
+ * parked at FAULT_FILL, or a WAIT for a job parked there (the park times
+ * out after 1 s).  The ioctl holds the file, so close returns at once, the
+ * ioctl ends as it would have (the park at its timeout: 0 and the value),
+ * and the file is released when it returns (the debugfs directory goes).
+ */
+FIXTURE(blocked)
+{
+	int fd;
+	volatile __u64 *p;
+};
+
+FIXTURE_VARIANT(blocked)
+{
+	bool wait; /* the blocked ioctl is a WAIT for a parked job */
+};
+
+FIXTURE_VARIANT_ADD(blocked, read_parked) { .wait = false };
+FIXTURE_VARIANT_ADD(blocked, wait_for_parked_job) { .wait = true };
+
+FIXTURE_SETUP(blocked)
+{
+	self->fd = tlbrace_open();
+	ASSERT_GE(self->fd, 0);
+	self->p = map_page();
+	ASSERT_NE(NULL, self->p);
+}
+
+FIXTURE_TEARDOWN(blocked)
+{
+	munmap((void *)self->p, PAGE);
+}
+
+TEST_F(blocked, close_returns_and_the_ioctl_ends)
+{
+	const int park_ms = 1000;
+	struct tlbrace_inject a = {
+		.point = TLBRACE_POINT_FAULT_FILL, .action = TLBRACE_ACTION_PARK,
+		.start = (uintptr_t)self->p, .end = (uintptr_t)self->p + PAGE, .count = 1,
+		.timeout_ms = park_ms, .release_on = TLBRACE_RELEASE_BY_IOCTL,
+	};
+	struct call blocked = { .fd = self->fd, .p = self->p };
+	struct call closer = { .fd = self->fd };
+	pid_t tid;
+
+	self->p[0] = 0x99;
+	ASSERT_EQ(0, inj_arm(self->fd, &a));
+	if (variant->wait) {
+		ASSERT_EQ(0, dev_submit(self->fd, TLBRACE_IOC_READ, self->p, 1, 0));
+		ASSERT_EQ(0, inj_wait_parked(self->fd, 0, 1, 5000));
+		tid = call_start(&blocked, op_wait);
+		ASSERT_NE(0, tid);
+		/* Inside WAIT: sleeping on the job. */
+		ASSERT_TRUE(thread_reaches(getpid(), tid, 'S', 2000));
+	} else {
+		ASSERT_NE(0, call_start(&blocked, op_read));
+		ASSERT_EQ(0, inj_wait_parked(self->fd, 0, 1, 5000));
+	}
+	ASSERT_EQ(1, debugfs_dirs(getpid()));
+	ASSERT_NE(0, call_start(&closer, op_close));
+	EXPECT_TRUE(call_returned(&closer, 500)) TH_LOG("close blocked");
+	call_join(&closer);
+	EXPECT_EQ(0, closer.err);
+	EXPECT_TRUE(call_returned(&blocked, park_ms + 3000)) TH_LOG("the ioctl did not end");
+	call_join(&blocked);
+	TH_LOG("close took %lld ms, the blocked ioctl %lld ms", closer.ns / MS, blocked.ns / MS);
+	EXPECT_LT(closer.ns, 500 * MS);
+	EXPECT_EQ(0, blocked.err) TH_LOG("%s", strerror(blocked.err));
+	EXPECT_EQ(0, blocked.job_error);
+	EXPECT_EQ(0x99, blocked.value);
+	EXPECT_EQ(0, debugfs_dirs(getpid())) TH_LOG("the file was not released");
 }
 
 /*
