@@ -19,7 +19,7 @@
 
 use kernel::{
     mm::MmWithUser,
-    page::{PAGE_SHIFT, PAGE_SIZE},
+    page::PAGE_SHIFT,
     prelude::*,
     sync::{Arc, CondVarTimeoutResult},
     time::msecs_to_jiffies,
@@ -29,11 +29,12 @@ use crate::{
     device::Device,
     dpt::{self, DptReservation},
     inject::{Point, Site},
+    requester::Requester,
     staleness::{judge, Lookup, Truth, Verdict},
     stats::Counter,
     translation::{Translation, Vpn},
     uapi,
-    user_page::UserPage,
+    user_page::{UserPage, WordOffset},
 };
 
 /// Device faults attempted per access before giving up with `EAGAIN`.
@@ -90,8 +91,16 @@ pub(crate) struct Access {
 }
 
 impl Device {
-    /// Performs `op` at user address `addr` (8-byte aligned) of `mm`.
-    pub(crate) fn access(&self, mm: &MmWithUser, addr: usize, op: Op) -> Result<Access> {
+    /// Performs `op` at user address `addr` (8-byte aligned, else `EINVAL`)
+    /// of `mm`, for `req`.
+    pub(crate) fn access(
+        &self,
+        mm: &MmWithUser,
+        addr: usize,
+        op: Op,
+        req: Requester<'_>,
+    ) -> Result<Access> {
+        let word = WordOffset::of(addr).ok_or(EINVAL)?;
         let vpn = addr >> PAGE_SHIFT;
         let write = op.writes();
         let mut outcome = 0;
@@ -140,11 +149,11 @@ impl Device {
                 }
                 let (t, truth) = mmu.lookup(vpn);
                 if let Some(t) = t.filter(|t| t.permits(write)) {
-                    return Ok(self.use_translation(truth, t, addr, op, outcome));
+                    return Ok(self.use_translation(truth, t, addr, word, op, outcome));
                 }
             }
             outcome |= uapi::TLBRACE_OUT_FAULT;
-            self.fault(mm, vpn, write)?;
+            self.fault(mm, vpn, write, req)?;
         }
         Err(EAGAIN)
     }
@@ -188,6 +197,7 @@ impl Device {
     /// otherwise): what the device does inside a notifier callback, where it
     /// may not fault.
     pub(crate) fn access_hit_only(&self, addr: usize, op: Op) -> Result<Access> {
+        let word = WordOffset::of(addr).ok_or(EINVAL)?;
         let mut mmu = self.mmu.lock();
         let (t, truth) = mmu.lookup(addr >> PAGE_SHIFT);
         match t {
@@ -195,13 +205,14 @@ impl Device {
                 self.stats.inc(Counter::Hits);
                 // No page-table lookup here: a flagged translation is judged
                 // conservatively (see `use_translation`).
-                Ok(self.use_translation(truth, t, addr, op, uapi::TLBRACE_OUT_HIT))
+                Ok(self.use_translation(truth, t, addr, word, op, uapi::TLBRACE_OUT_HIT))
             }
             _ => Err(ENOENT),
         }
     }
 
-    /// The access itself, through translation `t` (MMU lock held).  A use
+    /// The access itself, to the word `word` of the page at `addr`, through
+    /// translation `t` (MMU lock held).  A use
     /// of a translation the oracle judged stale is a stale access; *early*
     /// (`stale_early`) while an invalidation covering the page is still in
     /// progress, counted and recorded in the ring otherwise.  A translation
@@ -212,17 +223,17 @@ impl Device {
         truth: &Truth,
         t: &mut Translation,
         addr: usize,
+        word: WordOffset,
         op: Op,
         outcome: u32,
     ) -> Access {
-        let offset = addr & (PAGE_SIZE - 1);
         let value = match op {
-            Op::Read => t.page.load(offset),
+            Op::Read => t.page.load(word),
             Op::Write(v) => {
-                t.page.store(offset, v);
+                t.page.store(word, v);
                 v
             }
-            Op::Cas { expected, new } => t.page.compare_exchange(offset, expected, new),
+            Op::Cas { expected, new } => t.page.compare_exchange(word, expected, new),
         };
         t.accessed = true;
         t.dirty |= op.writes();
@@ -243,22 +254,20 @@ impl Device {
         Access { value, outcome }
     }
 
-    /// Runs a batch; `stop` is polled every 1024 words so that long
-    /// batches stay interruptible (it returns the error to stop with).
+    /// Runs a batch for `req`, which may stop it before any word (a signal,
+    /// a cancelled job).
     pub(crate) fn access_batch(
         &self,
         mm: &MmWithUser,
         b: &Batch,
-        mut stop: impl FnMut() -> Option<Error>,
+        req: Requester<'_>,
     ) -> Result<BatchResult> {
         let mut r = BatchResult::default();
         for i in 0..b.count {
-            if i % 1024 == 1023 {
-                if let Some(e) = stop() {
-                    return Err(e);
-                }
+            if let Some(e) = req.stop() {
+                return Err(e);
             }
-            let a = self.access(mm, (b.addr + i * b.stride) as usize, b.op)?;
+            let a = self.access(mm, (b.addr + i * b.stride) as usize, b.op, req)?;
             r.hits += u32::from(a.outcome & uapi::TLBRACE_OUT_HIT != 0);
             r.faults += u32::from(a.outcome & uapi::TLBRACE_OUT_FAULT != 0);
             r.stale += u32::from(a.outcome & uapi::TLBRACE_OUT_STALE != 0);
@@ -270,9 +279,15 @@ impl Device {
         Ok(r)
     }
 
-    /// Device fault: walks the CPU page tables for `vpn` and fills the dPT
-    /// (if the contract has one) and the dTLB.
-    pub(crate) fn fault(&self, mm: &MmWithUser, vpn: Vpn, write: bool) -> Result {
+    /// Device fault for `req`: walks the CPU page tables for `vpn` and
+    /// fills the dPT (if the contract has one) and the dTLB.
+    pub(crate) fn fault(
+        &self,
+        mm: &MmWithUser,
+        vpn: Vpn,
+        write: bool,
+        req: Requester<'_>,
+    ) -> Result {
         for _ in 0..MAX_FAULT_RETRIES {
             let (seq, truth_seq, has_dpt) = {
                 let mut mmu = self.mmu.lock();
@@ -294,8 +309,12 @@ impl Device {
                     self.stats.inc(Counter::FaultRetries);
                     // Every `invalidate_range_end` wakes us: wait until none
                     // of the open ones covers the page, at most this long.
+                    // Cancelling a job wakes us too (`Device::cancel_job`).
                     let mut left = msecs_to_jiffies(FAULT_WAIT_MS);
                     while left > 0 && mmu.truth.open_overlapping(vpn, vpn + 1) > 0 {
+                        if let Some(e) = req.stop() {
+                            return Err(e);
+                        }
                         left = match self.idle.wait_interruptible_timeout(&mut mmu, left) {
                             CondVarTimeoutResult::Woken { jiffies } => jiffies,
                             CondVarTimeoutResult::Timeout => 0,
@@ -314,7 +333,7 @@ impl Device {
 
             self.stats.inc(Counter::Faults);
             let page = Arc::new(
-                UserPage::get(mm, vpn << PAGE_SHIFT, write)?,
+                req.fault_in(mm, vpn << PAGE_SHIFT, write)?,
                 GFP_KERNEL_ACCOUNT,
             )?;
             // Between the walk and the fill: where a racing invalidation hurts.
@@ -360,7 +379,8 @@ impl Device {
         Err(EAGAIN)
     }
 
-    /// Fills the translations of `[start, end)`; returns how many pages.
+    /// Fills the translations of `[start, end)` for `req` (which may stop
+    /// it before any page); returns how many pages.
     ///
     /// Fails with `ENOSPC`, having filled nothing, if the pages of the range
     /// not in the dPT yet would take it past [`dpt::MAX_PAGES`].  A fill
@@ -371,6 +391,7 @@ impl Device {
         start: Vpn,
         end: Vpn,
         write: bool,
+        req: Requester<'_>,
     ) -> Result<u64> {
         {
             let mmu = self.mmu.lock();
@@ -382,7 +403,10 @@ impl Device {
             }
         }
         for vpn in start..end {
-            self.fault(mm, vpn, write)?;
+            if let Some(e) = req.stop() {
+                return Err(e);
+            }
+            self.fault(mm, vpn, write, req)?;
         }
         Ok((end - start) as u64)
     }
@@ -396,9 +420,9 @@ impl Device {
         mm: &MmWithUser,
         start: Vpn,
         end: Vpn,
-        out: &mut KVec<uapi::tlbrace_snapshot_entry>,
+        out: &mut KVVec<uapi::tlbrace_snapshot_entry>,
     ) -> Result {
-        let mut flagged = KVec::<Vpn>::with_capacity(out.capacity(), GFP_KERNEL)?;
+        let mut flagged = KVVec::<Vpn>::with_capacity(out.capacity(), GFP_KERNEL)?;
         {
             let mmu = self.mmu.lock();
             let (dtlb, dpt) = (mmu.dtlb(), mmu.dpt());

@@ -26,6 +26,7 @@ use crate::{
     engine::{Batch, BatchResult, Op},
     file_cred,
     mmu_notifier::{Callbacks, Registration},
+    requester::Requester,
     tracker,
     uapi::{self, IoctlArg},
     worker::Job,
@@ -269,10 +270,7 @@ impl TlbraceFile {
                 self.dev.submit(Job { mm, batch })
             });
         }
-        let r = self.with_own_mm(|mm| {
-            self.device()
-                .access_batch(mm, &batch, || current!().signal_pending().then_some(EINTR))
-        })?;
+        let r = self.with_own_mm(|mm| self.device().access_batch(mm, &batch, Requester::Task))?;
         fill_access_result(&mut a, kind, &r);
         writer.write(&a)
     }
@@ -312,7 +310,10 @@ impl TlbraceFile {
         check_flags(r.flags, uapi::TLBRACE_RANGE_WRITE)?;
         let (start, end) = page_range(r.addr, r.len, u64::from(uapi::TLBRACE_MAX_RANGE_LEN))?;
         let write = r.flags & uapi::TLBRACE_RANGE_WRITE != 0;
-        r.filled = self.with_own_mm(|mm| self.device().prefetch(mm, start, end, write))?;
+        r.filled = self.with_own_mm(|mm| {
+            self.device()
+                .prefetch(mm, start, end, write, Requester::Task)
+        })?;
         writer.write(&r)
     }
 
@@ -331,7 +332,8 @@ impl TlbraceFile {
             return Err(EINVAL);
         }
         let (start, end) = page_range(s.addr, s.len, u64::MAX)?;
-        let mut out = KVec::with_capacity(s.max_entries as usize, GFP_KERNEL)?;
+        // Up to 2 MiB: vmalloc when the page allocator has no such block.
+        let mut out = KVVec::with_capacity(s.max_entries as usize, GFP_KERNEL)?;
         self.with_own_mm(|mm| self.device().snapshot(mm, start, end, &mut out))?;
         if !self.show_pfn {
             for e in out.iter_mut() {

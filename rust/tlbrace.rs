@@ -28,6 +28,7 @@ mod hold_budget;
 mod inject;
 pub mod kernel_ext;
 mod mmu;
+mod requester;
 mod staleness;
 mod stats;
 mod tracker;

@@ -1,18 +1,22 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The device worker: runs a queued access job on the system workqueue while
-//! the process does other work, as a real device executes its command queue
-//! concurrently with the CPU.
+//! The device worker: runs a queued access job on the unbound system
+//! workqueue (a job may run for long; it must not hold up per-CPU work)
+//! while the process does other work, as a real device executes its command
+//! queue concurrently with the CPU.
 //!
 //! One job at a time: queued by `TLBRACE_IOC_READ/WRITE/CAS` with
 //! `TLBRACE_ACCESS_ASYNC`, collected by `TLBRACE_IOC_WAIT`.  The job holds
 //! the mm with `mmgrab()` and takes `mmget_not_zero()` only while it runs, so
 //! a queued job never keeps an exiting process's memory alive.  Closing the
-//! file cancels the job (checked before it starts and every 1024 words) and
-//! flushes the work item.
+//! file cancels the job and flushes the work item, which is bounded: the job
+//! checks for cancellation before every word and in every wait of a fault,
+//! and its faults never wait for user space (see `requester.rs`).
 //!
 //! Lock order: `Worker::job` is never held while the device's MMU lock is
 //! taken (the job runs with the slot unlocked).
+
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use kernel::{
     impl_has_work,
@@ -28,6 +32,7 @@ use crate::{
     device::Device,
     engine::{Batch, BatchResult},
     flush_work::flush_work,
+    requester::Requester,
 };
 
 /// A queued access job.
@@ -43,18 +48,17 @@ enum State {
     Done(Batch, Result<BatchResult>),
 }
 
-struct Slot {
-    state: State,
-    cancelled: bool,
-}
-
 /// The worker's state, embedded in the device.
 #[pin_data]
 pub(crate) struct Worker {
     #[pin]
-    job: Mutex<Slot>,
+    job: Mutex<State>,
     #[pin]
     finished: CondVar,
+    /// The file is closing: the job stops at its next check.  Set under the
+    /// device's MMU lock, so that a fault waiting on `Device::idle` either
+    /// sees it or is woken after it.
+    cancelled: AtomicBool,
 }
 
 impl_has_work! {
@@ -64,8 +68,9 @@ impl_has_work! {
 impl Worker {
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(Self {
-            job <- new_mutex!(Slot { state: State::Idle, cancelled: false }),
+            job <- new_mutex!(State::Idle),
             finished <- new_condvar!(),
+            cancelled: AtomicBool::new(false),
         })
     }
 }
@@ -75,27 +80,26 @@ impl Device {
     /// result was not collected yet.
     pub(crate) fn submit(self: &Arc<Self>, job: Job) -> Result {
         {
-            let mut slot = self.worker.job.lock();
-            if !matches!(slot.state, State::Idle) {
+            let mut state = self.worker.job.lock();
+            if !matches!(*state, State::Idle) {
                 return Err(EBUSY);
             }
-            slot.state = State::Queued(job);
-            slot.cancelled = false;
+            *state = State::Queued(job);
         }
         // The slot was idle, so the work item is not queued: this succeeds.
-        let _ = workqueue::system().enqueue(self.clone());
+        let _ = workqueue::system_unbound().enqueue(self.clone());
         Ok(())
     }
 
     /// Waits up to `timeout_ms` for the job and collects its result.
     pub(crate) fn wait_job(&self, timeout_ms: u32) -> Result<(Batch, Result<BatchResult>)> {
-        let mut slot = self.worker.job.lock();
+        let mut state = self.worker.job.lock();
         let mut left = msecs_to_jiffies(timeout_ms);
         loop {
-            match core::mem::replace(&mut slot.state, State::Idle) {
+            match core::mem::replace(&mut *state, State::Idle) {
                 State::Idle => return Err(ENOENT),
                 State::Done(b, r) => return Ok((b, r)),
-                other => slot.state = other,
+                other => *state = other,
             }
             if left == 0 {
                 return Err(ETIMEDOUT);
@@ -103,7 +107,7 @@ impl Device {
             match self
                 .worker
                 .finished
-                .wait_interruptible_timeout(&mut slot, left)
+                .wait_interruptible_timeout(&mut state, left)
             {
                 CondVarTimeoutResult::Timeout => left = 0,
                 CondVarTimeoutResult::Woken { jiffies } => left = jiffies,
@@ -112,22 +116,29 @@ impl Device {
         }
     }
 
-    /// Stops the job (a queued one ends at once, a running one at its next
-    /// check) and waits until the work item has finished, so that no work of
-    /// this device runs once its file is gone.
+    /// Stops the job for good (a queued one ends at once, a running one at
+    /// its next check) and waits until the work item has finished, so that
+    /// no work of this device runs once its file is gone.  Only for
+    /// `release`: no job can be submitted afterwards.
     pub(crate) fn cancel_job(&self) {
-        self.worker.job.lock().cancelled = true;
+        {
+            let _mmu = self.mmu.lock();
+            self.worker.cancelled.store(true, Ordering::Release);
+        }
+        self.idle.notify_all();
         flush_work(&self.work);
     }
 
     fn run_job(&self, job: Job) -> Result<BatchResult> {
-        if self.worker.job.lock().cancelled {
-            return Err(ECANCELED);
+        let req = Requester::Worker {
+            cancelled: &self.worker.cancelled,
+        };
+        if let Some(e) = req.stop() {
+            return Err(e);
         }
         // The process may have exited since the job was queued.
         let mm = job.mm.mmget_not_zero().ok_or(ESRCH)?;
-        let cancelled = || self.worker.job.lock().cancelled.then_some(ECANCELED);
-        self.access_batch(&mm, &job.batch, cancelled)
+        self.access_batch(&mm, &job.batch, req)
     }
 }
 
@@ -136,19 +147,19 @@ impl WorkItem for Device {
 
     fn run(this: Arc<Device>) {
         let job = {
-            let mut slot = this.worker.job.lock();
-            match core::mem::replace(&mut slot.state, State::Running) {
+            let mut state = this.worker.job.lock();
+            match core::mem::replace(&mut *state, State::Running) {
                 State::Queued(job) => job,
                 other => {
                     // Only `submit` queues the work, with a job.
-                    slot.state = other;
+                    *state = other;
                     return;
                 }
             }
         };
         let batch = job.batch;
         let result = this.run_job(job);
-        this.worker.job.lock().state = State::Done(batch, result);
+        *this.worker.job.lock() = State::Done(batch, result);
         this.worker.finished.notify_all();
     }
 }

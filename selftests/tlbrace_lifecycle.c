@@ -3,19 +3,27 @@
  * Lifecycle and injection-engine coverage: the mmu_notifier release while
  * the file is held by another process (inherited or passed over SCM_RIGHTS), the aging callback khugepaged
  * reaches (test_young), delays at RANGE_END_EXIT (sleeps) and at
- * SECONDARY_TLBS (spins under the page-table lock), the nth filter, and
- * TLBRACE_IOC_WAIT timing out and being interrupted by a signal.
+ * SECONDARY_TLBS (spins under the page-table lock), the nth filter,
+ * TLBRACE_IOC_WAIT timing out and being interrupted by a signal, how device
+ * faults wait (the worker's never for a userfaultfd monitor; the caller's
+ * for it interruptibly, for the mmap lock killably), and the bounds of
+ * closing and exiting (with a job faulting on such a page, a job running,
+ * an ioctl blocked in another thread).
  *
  * Every verdict is taken from what user space sees: an errno, a memory
  * value, whether a memfd can be sealed, whether the CPU maps a THP, wall
- * and CPU time measured around a system call.  Module counters only appear
- * in failure messages, to explain.
+ * and CPU time measured around a system call, a thread's state in /proc.
+ * Module counters only appear in failure messages, to explain.
  */
+#include <glob.h>
+#include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -23,6 +31,8 @@
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
+
+#include <linux/userfaultfd.h>
 
 #include "tlbrace_lib.h"
 #include "kselftest_harness.h"
@@ -799,6 +809,680 @@ TEST_F(young, khugepaged_asks_test_young)
 	if (!thp)
 		EXPECT_GE(scans, scans0 + 2) TH_LOG("khugepaged did not finish two passes");
 	EXPECT_EQ(2, v[0]);
+}
+
+/*
+ * Bounds on blocking: a call that may block runs in a thread (or a child),
+ * and the test waits for it with a bound, so that a blocked call fails the
+ * test instead of hanging the run.  A call still blocked at the bound is
+ * then unblocked by the test (it answers the userfaultfd, or a park times
+ * out) before the thread is joined.
+ */
+struct call {
+	int fd;
+	volatile __u64 *p;
+	int (*op)(struct call *c);
+	int err;	/* what the call returned: 0 or an errno */
+	__u64 value;	/* READ: the value read; WAIT: the job's value */
+	int job_error;	/* WAIT: the job's error */
+	long long ns;	/* how long the call took */
+	pid_t tid;
+	int done;	/* eventfd, written when the call returned */
+	pthread_t thread;
+};
+
+static void *call_thread(void *arg)
+{
+	struct call *c = arg;
+	long long t0 = clock_ns(CLOCK_MONOTONIC);
+	__u64 one = 1;
+
+	__atomic_store_n(&c->tid, (pid_t)syscall(SYS_gettid), __ATOMIC_RELEASE);
+	c->err = c->op(c);
+	c->ns = clock_ns(CLOCK_MONOTONIC) - t0;
+	if (write(c->done, &one, sizeof(one)) != sizeof(one))
+		c->err = -1;
+	return NULL;
+}
+
+/* Runs op in a thread; returns the thread's id once it runs, 0 on failure. */
+static pid_t call_start(struct call *c, int (*op)(struct call *c))
+{
+	c->op = op;
+	c->tid = 0;
+	c->done = eventfd(0, EFD_CLOEXEC);
+	if (c->done < 0 || pthread_create(&c->thread, NULL, call_thread, c))
+		return 0;
+	for (int i = 0; i < 10000; i++) {
+		pid_t tid = __atomic_load_n(&c->tid, __ATOMIC_ACQUIRE);
+
+		if (tid)
+			return tid;
+		usleep(100);
+	}
+	return 0;
+}
+
+/* Whether the call has returned, waiting up to bound_ms for it. */
+static bool call_returned(struct call *c, int bound_ms)
+{
+	struct pollfd pfd = { .fd = c->done, .events = POLLIN };
+
+	return poll(&pfd, 1, bound_ms) == 1;
+}
+
+static void call_join(struct call *c)
+{
+	pthread_join(c->thread, NULL);
+	close(c->done);
+}
+
+static int op_close(struct call *c)
+{
+	return close(c->fd) ? errno : 0;
+}
+
+static int op_read(struct call *c)
+{
+	return dev_read(c->fd, c->p, &c->value, NULL);
+}
+
+static int op_wait(struct call *c)
+{
+	struct tlbrace_wait w;
+	int err = dev_wait(c->fd, 10000, &w);
+
+	c->job_error = w.error;
+	c->value = w.result.value;
+	return err;
+}
+
+/* State of thread tid of process pid, and its PF_* flags; 0 if it is gone. */
+static char thread_state(pid_t pid, pid_t tid, unsigned long *flags)
+{
+	char path[64], buf[512], state = 0, *p;
+	unsigned long f = 0;
+	int fd, n;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", pid, tid);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	p = strrchr(buf, ')');
+	/* state ppid pgrp session tty_nr tpgid flags */
+	if (!p || sscanf(p + 1, " %c %*d %*d %*d %*d %*d %lu", &state, &f) != 2)
+		return 0;
+	if (flags)
+		*flags = f;
+	return state;
+}
+
+/* Waits up to bound_ms for thread tid of pid to be in state want. */
+static bool thread_reaches(pid_t pid, pid_t tid, char want, int bound_ms)
+{
+	long long end = clock_ns(CLOCK_MONOTONIC) + bound_ms * MS;
+
+	do {
+		if (thread_state(pid, tid, NULL) == want)
+			return true;
+		usleep(100);
+	} while (clock_ns(CLOCK_MONOTONIC) < end);
+	return false;
+}
+
+/* How many debugfs directories the devices of process pid have. */
+static int debugfs_dirs(pid_t pid)
+{
+	char pattern[64];
+	glob_t g;
+	int n;
+
+	snprintf(pattern, sizeof(pattern), "/sys/kernel/debug/tlbrace/%d-*", pid);
+	if (glob(pattern, 0, NULL, &g))
+		return 0;
+	n = g.gl_pathc;
+	globfree(&g);
+	return n;
+}
+
+/*
+ * userfaultfd: [p, p + len) registered for missing pages, with no monitor
+ * reading the descriptor until the test answers.  -1 if unavailable.
+ */
+static int uffd_missing(volatile void *p, size_t len)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg = {
+		.range = { .start = (uintptr_t)p, .len = len },
+		.mode = UFFDIO_REGISTER_MODE_MISSING,
+	};
+	int uffd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+
+	if (uffd < 0)
+		return -1;
+	if (ioctl(uffd, UFFDIO_API, &api) || ioctl(uffd, UFFDIO_REGISTER, &reg)) {
+		close(uffd);
+		return -1;
+	}
+	return uffd;
+}
+
+/* The monitor's answer: maps the zero page at p and wakes the faults there. */
+static int uffd_zero(int uffd, volatile void *p)
+{
+	struct uffdio_zeropage z = { .range = { .start = (uintptr_t)p, .len = PAGE } };
+
+	return ioctl(uffd, UFFDIO_ZEROPAGE, &z) ? errno : 0;
+}
+
+/* The monitor's answer: maps a page whose first word is value. */
+static int uffd_fill(int uffd, volatile void *p, __u64 value)
+{
+	static __u64 src[PAGE / 8] __attribute__((aligned(PAGE)));
+	struct uffdio_copy c = { .dst = (uintptr_t)p, .src = (uintptr_t)src, .len = PAGE };
+
+	src[0] = value;
+	return ioctl(uffd, UFFDIO_COPY, &c) ? errno : 0;
+}
+
+/* Whether the monitor gets a message about a fault at p within bound_ms. */
+static bool uffd_fault_at(int uffd, volatile void *p, int bound_ms)
+{
+	struct pollfd pfd = { .fd = uffd, .events = POLLIN };
+	struct uffd_msg msg;
+
+	if (poll(&pfd, 1, bound_ms) != 1 || read(uffd, &msg, sizeof(msg)) != sizeof(msg))
+		return false;
+	return msg.event == UFFD_EVENT_PAGEFAULT &&
+	       (msg.arg.pagefault.address & ~(PAGE - 1)) == (uintptr_t)p;
+}
+
+/*
+ * A device fault of the worker on a page of a userfaultfd-registered range
+ * that the monitor has not filled: the worker does not wait for the
+ * monitor (a kworker cannot be interrupted, and closing the file waits for
+ * the worker), the job fails with EFAULT at once, and the monitor is not
+ * told.  Once the monitor has filled the page, a job reads it.
+ */
+TEST(worker_fault_on_uffd_page_fails)
+{
+	volatile __u64 *p = map_page();
+	int fd = tlbrace_open(), uffd, err;
+	struct tlbrace_wait w;
+	struct uffd_msg msg;
+	long long t0, el;
+
+	ASSERT_NE(NULL, p);
+	ASSERT_GE(fd, 0);
+	uffd = uffd_missing(p, PAGE);
+	ASSERT_GE(uffd, 0) TH_LOG("userfaultfd: %s", strerror(errno));
+	ASSERT_EQ(0, dev_submit(fd, TLBRACE_IOC_READ, p, 1, 0));
+	t0 = clock_ns(CLOCK_MONOTONIC);
+	err = dev_wait(fd, 2000, &w);
+	el = clock_ns(CLOCK_MONOTONIC) - t0;
+	TH_LOG("WAIT: %s after %lld ms, job error %d", strerror(err), el / MS, w.error);
+	EXPECT_EQ(0, err);
+	EXPECT_EQ(-EFAULT, w.error);
+	EXPECT_EQ(-1, read(uffd, &msg, sizeof(msg))) TH_LOG("the monitor was asked");
+	if (err == ETIMEDOUT) {
+		/* The worker waits for the monitor: answer it, then collect. */
+		EXPECT_EQ(0, uffd_zero(uffd, p));
+		EXPECT_EQ(0, dev_wait(fd, 5000, &w));
+		close(fd);
+		return;
+	}
+	ASSERT_EQ(0, uffd_fill(uffd, p, 0x4242));
+	ASSERT_EQ(0, dev_submit(fd, TLBRACE_IOC_READ, p, 1, 0));
+	ASSERT_EQ(0, dev_wait(fd, 5000, &w));
+	EXPECT_EQ(0, w.error);
+	EXPECT_EQ(0x4242, w.result.value);
+	close(uffd);
+	close(fd);
+}
+
+/*
+ * The same job, and the owner closes the file or exits right after
+ * queueing it: release returns within 2 s.  Before the worker stopped
+ * waiting for monitors, release waited in flush_work() for a kworker
+ * waiting for a monitor that nobody runs, in D state for ever, also at
+ * exit.  The test holds a copy of the child's userfaultfd (pidfd_getfd) to
+ * answer the fault if release blocks, so that a failure is not a hang.
+ */
+FIXTURE(uffd_job)
+{
+};
+
+FIXTURE_VARIANT(uffd_job)
+{
+	bool exit; /* the owner exits instead of closing */
+};
+
+FIXTURE_VARIANT_ADD(uffd_job, close) { .exit = false };
+FIXTURE_VARIANT_ADD(uffd_job, exit) { .exit = true };
+
+FIXTURE_SETUP(uffd_job)
+{
+}
+
+FIXTURE_TEARDOWN(uffd_job)
+{
+}
+
+TEST_F(uffd_job, release_is_bounded)
+{
+	struct { int uffd; volatile __u64 *p; } info;
+	int to_parent[2], to_child[2], pidfd, uffd, status;
+	struct pollfd pfd;
+	bool released;
+	long long t0, el;
+	pid_t pid;
+	char c;
+
+	ASSERT_EQ(0, pipe(to_parent));
+	ASSERT_EQ(0, pipe(to_child));
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		volatile __u64 *p = map_page();
+		/* Opened first: exit closes it before the userfaultfd. */
+		int fd = tlbrace_open();
+
+		info.p = p;
+		info.uffd = uffd_missing(p, PAGE);
+		if (!p || fd < 0 || info.uffd < 0 ||
+		    dev_submit(fd, TLBRACE_IOC_READ, p, 1, 0) ||
+		    write(to_parent[1], &info, sizeof(info)) != sizeof(info) ||
+		    read(to_child[0], &c, 1) != 1)
+			_exit(1);
+		if (variant->exit)
+			_exit(0);
+		if (close(fd) || write(to_parent[1], "c", 1) != 1)
+			_exit(2);
+		_exit(read(to_child[0], &c, 1) == 1 ? 0 : 3);
+	}
+	ASSERT_EQ(sizeof(info), read(to_parent[0], &info, sizeof(info)));
+	pidfd = syscall(SYS_pidfd_open, pid, 0);
+	ASSERT_GE(pidfd, 0);
+	uffd = syscall(SYS_pidfd_getfd, pidfd, info.uffd, 0);
+	ASSERT_GE(uffd, 0) TH_LOG("pidfd_getfd: %s", strerror(errno));
+	/*
+	 * Give the job a chance to reach its fault: a worker that waits for
+	 * the monitor shows up as a message on the userfaultfd.
+	 */
+	if (uffd_fault_at(uffd, info.p, 500))
+		TH_LOG("the worker waits for the monitor");
+	t0 = clock_ns(CLOCK_MONOTONIC);
+	ASSERT_EQ(1, write(to_child[1], "g", 1));
+	if (variant->exit) {
+		pfd = (struct pollfd){ .fd = pidfd, .events = POLLIN };
+		released = poll(&pfd, 1, 2000) == 1;
+	} else {
+		pfd = (struct pollfd){ .fd = to_parent[0], .events = POLLIN };
+		released = poll(&pfd, 1, 2000) == 1 && read(to_parent[0], &c, 1) == 1;
+	}
+	el = clock_ns(CLOCK_MONOTONIC) - t0;
+	TH_LOG("%s: %s after %lld ms (owner state %c)", variant->exit ? "exit" : "close",
+	       released ? "done" : "blocked", el / MS, proc_state(pid));
+	EXPECT_TRUE(released);
+	if (!released)
+		EXPECT_EQ(0, uffd_zero(uffd, info.p));
+	if (!variant->exit)
+		ASSERT_EQ(1, write(to_child[1], "g", 1));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) TH_LOG("status %x", status);
+	close(uffd);
+	close(pidfd);
+}
+
+/*
+ * The owner exits while its job runs: a batch of 2^20 words over an 8 MiB
+ * memfd mapping, parked at its first fault for up to 10 s.  The exit takes
+ * far less than the park (release disarms and cancels the job), and
+ * afterwards nothing is left: the device's debugfs directory is gone, no
+ * page of the memfd is referenced or mapped any more (F_SEAL_WRITE
+ * succeeds; it fails with EBUSY while one is), and a fresh open works.
+ */
+TEST(owner_exits_with_job_running)
+{
+	const size_t len = 8UL << 20;
+	int mfd, ready[2], pidfd, status, fd;
+	struct pollfd pfd;
+	volatile __u64 *q;
+	long long t0, el;
+	bool exited;
+	__u64 v = 0;
+	pid_t pid;
+	char c;
+
+	mfd = memfd_create("tlbrace-job", MFD_ALLOW_SEALING);
+	ASSERT_GE(mfd, 0);
+	ASSERT_EQ(0, ftruncate(mfd, len));
+	ASSERT_EQ(0, pipe(ready));
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		volatile __u64 *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+		struct tlbrace_inject a = {
+			.point = TLBRACE_POINT_FAULT_FILL, .action = TLBRACE_ACTION_PARK,
+			.count = 1, .timeout_ms = TLBRACE_PARK_MAX_MS,
+			.release_on = TLBRACE_RELEASE_BY_IOCTL,
+		};
+		int dfd = tlbrace_open();
+
+		if (p == MAP_FAILED || dfd < 0)
+			_exit(1);
+		a.start = (uintptr_t)p;
+		a.end = a.start + PAGE;
+		if (inj_arm(dfd, &a) || dev_submit(dfd, TLBRACE_IOC_READ, p, 1U << 20, 0) ||
+		    inj_wait_parked(dfd, 0, 1, 5000) || write(ready[1], "r", 1) != 1)
+			_exit(2);
+		_exit(0); /* with the job parked, the file and the mapping held */
+	}
+	pidfd = syscall(SYS_pidfd_open, pid, 0);
+	ASSERT_GE(pidfd, 0);
+	ASSERT_EQ(1, read(ready[0], &c, 1));
+	ASSERT_EQ(1, debugfs_dirs(pid));
+	t0 = clock_ns(CLOCK_MONOTONIC);
+	pfd = (struct pollfd){ .fd = pidfd, .events = POLLIN };
+	exited = poll(&pfd, 1, 3000) == 1;
+	el = clock_ns(CLOCK_MONOTONIC) - t0;
+	TH_LOG("owner exited: %s after %lld ms", exited ? "yes" : "no", el / MS);
+	EXPECT_TRUE(exited);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) TH_LOG("status %x", status);
+	EXPECT_EQ(0, debugfs_dirs(pid));
+	EXPECT_EQ(0, fcntl(mfd, F_ADD_SEALS, F_SEAL_WRITE)) TH_LOG("seal: %s", strerror(errno));
+	fd = tlbrace_open();
+	ASSERT_GE(fd, 0);
+	q = map_page();
+	ASSERT_NE(NULL, q);
+	q[0] = 0x77;
+	EXPECT_EQ(0, dev_read(fd, q, &v, NULL));
+	EXPECT_EQ(0x77, v);
+	close(fd);
+	close(pidfd);
+	close(mfd);
+}
+
+/*
+ * close() while another thread is inside an ioctl on the same file: a read
+ * parked at FAULT_FILL, or a WAIT for a job parked there (the park times
+ * out after 1 s).  The ioctl holds the file, so close returns at once, the
+ * ioctl ends as it would have (the park at its timeout: 0 and the value),
+ * and the file is released when it returns (the debugfs directory goes).
+ */
+FIXTURE(blocked)
+{
+	int fd;
+	volatile __u64 *p;
+};
+
+FIXTURE_VARIANT(blocked)
+{
+	bool wait; /* the blocked ioctl is a WAIT for a parked job */
+};
+
+FIXTURE_VARIANT_ADD(blocked, read_parked) { .wait = false };
+FIXTURE_VARIANT_ADD(blocked, wait_for_parked_job) { .wait = true };
+
+FIXTURE_SETUP(blocked)
+{
+	self->fd = tlbrace_open();
+	ASSERT_GE(self->fd, 0);
+	self->p = map_page();
+	ASSERT_NE(NULL, self->p);
+}
+
+FIXTURE_TEARDOWN(blocked)
+{
+	munmap((void *)self->p, PAGE);
+}
+
+TEST_F(blocked, close_returns_and_the_ioctl_ends)
+{
+	const int park_ms = 1000;
+	struct tlbrace_inject a = {
+		.point = TLBRACE_POINT_FAULT_FILL, .action = TLBRACE_ACTION_PARK,
+		.start = (uintptr_t)self->p, .end = (uintptr_t)self->p + PAGE, .count = 1,
+		.timeout_ms = park_ms, .release_on = TLBRACE_RELEASE_BY_IOCTL,
+	};
+	struct call blocked = { .fd = self->fd, .p = self->p };
+	struct call closer = { .fd = self->fd };
+	pid_t tid;
+
+	self->p[0] = 0x99;
+	ASSERT_EQ(0, inj_arm(self->fd, &a));
+	if (variant->wait) {
+		ASSERT_EQ(0, dev_submit(self->fd, TLBRACE_IOC_READ, self->p, 1, 0));
+		ASSERT_EQ(0, inj_wait_parked(self->fd, 0, 1, 5000));
+		tid = call_start(&blocked, op_wait);
+		ASSERT_NE(0, tid);
+		/* Inside WAIT: sleeping on the job. */
+		ASSERT_TRUE(thread_reaches(getpid(), tid, 'S', 2000));
+	} else {
+		ASSERT_NE(0, call_start(&blocked, op_read));
+		ASSERT_EQ(0, inj_wait_parked(self->fd, 0, 1, 5000));
+	}
+	ASSERT_EQ(1, debugfs_dirs(getpid()));
+	ASSERT_NE(0, call_start(&closer, op_close));
+	EXPECT_TRUE(call_returned(&closer, 500)) TH_LOG("close blocked");
+	call_join(&closer);
+	EXPECT_EQ(0, closer.err);
+	EXPECT_TRUE(call_returned(&blocked, park_ms + 3000)) TH_LOG("the ioctl did not end");
+	call_join(&blocked);
+	TH_LOG("close took %lld ms, the blocked ioctl %lld ms", closer.ns / MS, blocked.ns / MS);
+	EXPECT_LT(closer.ns, 500 * MS);
+	EXPECT_EQ(0, blocked.err) TH_LOG("%s", strerror(blocked.err));
+	EXPECT_EQ(0, blocked.job_error);
+	EXPECT_EQ(0x99, blocked.value);
+	EXPECT_EQ(0, debugfs_dirs(getpid())) TH_LOG("the file was not released");
+}
+
+/*
+ * A device fault in the caller's thread on a page the monitor has not
+ * filled waits for the monitor as a CPU access would: the monitor gets the
+ * fault's message, and its answer ends the access with the page's value.
+ * The wait is interruptible: a signal (with a handler) ends it with EINTR.
+ */
+static void on_usr1(int sig)
+{
+}
+
+TEST(sync_fault_waits_for_monitor)
+{
+	struct sigaction sa = { .sa_handler = on_usr1 }; /* no SA_RESTART */
+	volatile __u64 *p = mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE,
+				 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	int fd = tlbrace_open(), uffd;
+	struct call filled, signalled;
+	bool returned;
+
+	ASSERT_NE(MAP_FAILED, p);
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ(0, sigemptyset(&sa.sa_mask));
+	ASSERT_EQ(0, sigaction(SIGUSR1, &sa, NULL));
+	uffd = uffd_missing(p, 2 * PAGE);
+	ASSERT_GE(uffd, 0) TH_LOG("userfaultfd: %s", strerror(errno));
+
+	/* Answered by the monitor. */
+	filled = (struct call){ .fd = fd, .p = p };
+	ASSERT_NE(0, call_start(&filled, op_read));
+	ASSERT_TRUE(uffd_fault_at(uffd, p, 2000)) TH_LOG("no message for the device fault");
+	ASSERT_EQ(0, uffd_fill(uffd, p, 0x77));
+	EXPECT_TRUE(call_returned(&filled, 2000));
+	call_join(&filled);
+	EXPECT_EQ(0, filled.err);
+	EXPECT_EQ(0x77, filled.value);
+
+	/* Interrupted by a signal. */
+	signalled = (struct call){ .fd = fd, .p = p + PAGE / 8 };
+	ASSERT_NE(0, call_start(&signalled, op_read));
+	ASSERT_TRUE(uffd_fault_at(uffd, p + PAGE / 8, 2000));
+	ASSERT_EQ(0, pthread_kill(signalled.thread, SIGUSR1));
+	returned = call_returned(&signalled, 2000);
+	EXPECT_TRUE(returned) TH_LOG("a signal did not end the wait");
+	if (!returned)
+		EXPECT_EQ(0, uffd_zero(uffd, p + PAGE / 8));
+	call_join(&signalled);
+	EXPECT_EQ(EINTR, signalled.err) TH_LOG("%s", strerror(signalled.err));
+	signal(SIGUSR1, SIG_DFL);
+	close(uffd);
+	close(fd);
+}
+
+/*
+ * A device fault in the caller's thread waits for the mmap lock killably.
+ * The parent writes 4 to the child's clear_refs, which holds the child's
+ * mmap lock for writing across the device's invalidate_range_start, parked
+ * there for up to 4 s.  A thread of the child blocks in a device read that
+ * faults; the child is killed.  The thread leaves the ioctl and reaches
+ * do_exit (PF_EXITING in its /proc flags) while the lock is still held,
+ * instead of after the park.  (It then waits for the lock in exit_mm(), as
+ * every exiting thread does.)
+ */
+#define PF_EXITING_FLAG 0x4
+
+struct clear_refs_call {
+	pid_t pid;
+	int ret;
+	bool done;
+};
+
+static void *clear_refs_thread(void *arg)
+{
+	struct clear_refs_call *c = arg;
+	char path[64];
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/clear_refs", c->pid);
+	fd = open(path, O_WRONLY);
+	c->ret = fd >= 0 && write(fd, "4", 1) == 1 ? 0 : -1;
+	if (fd >= 0)
+		close(fd);
+	__atomic_store_n(&c->done, true, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/*
+ * A thread that reads a present page (so that its code and stack are
+ * faulted in: while clear_refs holds the mmap lock, any page fault of the
+ * process waits for it), reports its id, waits for the go, then reads p (a
+ * device fault).
+ */
+struct reader {
+	int dev, go, report;
+	volatile __u64 *p, *warm;
+};
+
+static void *reader_thread(void *arg)
+{
+	struct reader *r = arg;
+	pid_t tid = syscall(SYS_gettid);
+	__u64 v;
+	char go;
+
+	if (dev_read(r->dev, r->warm, &v, NULL) == 0 &&
+	    write(r->report, &tid, sizeof(tid)) == sizeof(tid) && read(r->go, &go, 1) == 1)
+		dev_read(r->dev, r->p, &v, NULL);
+	return NULL;
+}
+
+/* Where thread tid of pid sleeps (/proc wchan), for failure messages. */
+static const char *thread_wchan(pid_t pid, pid_t tid, char *buf, size_t len)
+{
+	char path[64];
+	int fd, n = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/wchan", pid, tid);
+	fd = open(path, O_RDONLY);
+	if (fd >= 0) {
+		n = read(fd, buf, len - 1);
+		close(fd);
+	}
+	buf[n > 0 ? n : 0] = 0;
+	return buf;
+}
+
+TEST(sync_fault_mmap_lock_killable)
+{
+	const int park_ms = 4000;
+	int report[2], go[2], status;
+	struct clear_refs_call cr = {};
+	pthread_t writer;
+	bool blocked, exiting = false, lock_held = false;
+	unsigned long flags = 0;
+	char wchan[64];
+	long long t0, el = 0;
+	pid_t pid, tid;
+
+	ASSERT_EQ(0, pipe(report));
+	ASSERT_EQ(0, pipe(go));
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		struct tlbrace_inject a = {
+			.point = TLBRACE_POINT_RANGE_START_ENTER, .action = TLBRACE_ACTION_PARK,
+			.events = TLBRACE_EVENT_BIT(TLBRACE_EVENT_SOFT_DIRTY), .count = 1,
+			.timeout_ms = park_ms, .release_on = TLBRACE_RELEASE_BY_IOCTL,
+		};
+		struct reader r = {
+			.dev = tlbrace_open(), .go = go[0], .report = report[1], .p = map_page(),
+			.warm = map_page(),
+		};
+		char g = 'g';
+		pthread_t reader;
+
+		/* "none": the fault does not wait for the open invalidation. */
+		if (r.dev < 0 || !r.p || !r.warm ||
+		    tlbrace_config(r.dev, TLBRACE_CONTRACT_NONE, 64, 4, TLBRACE_REPL_LRU) ||
+		    inj_arm(r.dev, &a))
+			_exit(1);
+		if (pthread_create(&reader, NULL, reader_thread, &r))
+			_exit(2);
+		/* The parent's clear_refs is parked, the mmap lock held for writing. */
+		if (inj_wait_parked(r.dev, 0, 1, 5000))
+			_exit(3);
+		if (write(go[1], &g, 1) != 1)
+			_exit(4);
+		pause();
+		_exit(5);
+	}
+	ASSERT_EQ(sizeof(tid), read(report[0], &tid, sizeof(tid)));
+	cr.pid = pid;
+	ASSERT_EQ(0, pthread_create(&writer, NULL, clear_refs_thread, &cr));
+	/* The reader blocks for the mmap lock (D: killable, or not). */
+	blocked = thread_reaches(pid, tid, 'D', 3000);
+	EXPECT_TRUE(blocked) TH_LOG("reader state '%c' in %s, clear_refs %s (%d), owner %s",
+				    thread_state(pid, tid, NULL),
+				    thread_wchan(pid, tid, wchan, sizeof(wchan)),
+				    __atomic_load_n(&cr.done, __ATOMIC_ACQUIRE) ? "done" : "parked",
+				    cr.ret, waitpid(pid, &status, WNOHANG) ? "gone" : "alive");
+	EXPECT_FALSE(__atomic_load_n(&cr.done, __ATOMIC_ACQUIRE));
+	t0 = clock_ns(CLOCK_MONOTONIC);
+	ASSERT_EQ(0, kill(pid, SIGKILL));
+	while (blocked && !exiting && el < 2000 * MS) {
+		char state = thread_state(pid, tid, &flags);
+
+		exiting = !state || (flags & PF_EXITING_FLAG);
+		lock_held = !__atomic_load_n(&cr.done, __ATOMIC_ACQUIRE);
+		el = clock_ns(CLOCK_MONOTONIC) - t0;
+		if (!exiting)
+			usleep(100);
+	}
+	TH_LOG("reader exiting: %s after %lld ms, lock still held: %s", exiting ? "yes" : "no",
+	       el / MS, lock_held ? "yes" : "no");
+	EXPECT_TRUE(exiting) TH_LOG("killed reader still in %s",
+				    thread_wchan(pid, tid, wchan, sizeof(wchan)));
+	EXPECT_TRUE(lock_held) TH_LOG("the park ended first: the kill was not what woke it");
+	pthread_join(writer, NULL);
+	EXPECT_EQ(0, cr.ret);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
 }
 
 TEST_HARNESS_MAIN

@@ -19,7 +19,7 @@ use core::ptr::NonNull;
 
 use kernel::{
     bindings,
-    mm::MmWithUser,
+    mm::{virt::vm_flags_t, MmWithUser},
     page::PAGE_SIZE,
     prelude::*,
     sync::atomic::{Atomic, Full, Relaxed},
@@ -41,20 +41,65 @@ unsafe impl Send for UserPage {}
 // SAFETY: As above: `&UserPage` allows only atomic accesses.
 unsafe impl Sync for UserPage {}
 
+/// The vma flags of a userfaultfd-registered range (`__VM_UFFD_FLAGS`): a
+/// fault there may wait for the monitor (`userfaultfd_armed()`).
+const UFFD_ARMED: vm_flags_t =
+    1 << bindings::VMA_UFFD_MISSING_BIT | 1 << bindings::VMA_UFFD_WP_BIT | UFFD_MINOR | UFFD_RWP;
+#[cfg(CONFIG_HAVE_ARCH_USERFAULTFD_MINOR)]
+const UFFD_MINOR: vm_flags_t = 1 << bindings::VMA_UFFD_MINOR_BIT;
+#[cfg(not(CONFIG_HAVE_ARCH_USERFAULTFD_MINOR))]
+const UFFD_MINOR: vm_flags_t = 0;
+#[cfg(CONFIG_USERFAULTFD_RWP)]
+const UFFD_RWP: vm_flags_t = 1 << bindings::VMA_UFFD_RWP_BIT;
+#[cfg(not(CONFIG_USERFAULTFD_RWP))]
+const UFFD_RWP: vm_flags_t = 0;
+
+/// `mmap_read_lock_killable()`, a static inline that 7.3 has no Rust helper
+/// for, made of the same calls: `down_read_killable()` between the mmap_lock
+/// tracepoints (their out-of-line halves, which do nothing while the
+/// tracepoints are off).  `EINTR` if a fatal signal came first; on success
+/// the caller holds the lock and must release it with `mmap_read_unlock()`.
+fn mmap_read_lock_killable(mm: &MmWithUser) -> Result {
+    let mm = mm.as_raw();
+    // SAFETY: `mm` is a live mm (`MmWithUser`); the hook only records it.
+    #[cfg(CONFIG_TRACING)]
+    unsafe {
+        bindings::__mmap_lock_do_trace_start_locking(mm, false)
+    };
+    // SAFETY: `mm` is a live mm (`MmWithUser`), so its fields can be
+    // addressed.
+    let lock = unsafe { &raw mut (*mm).__bindgen_anon_1.mmap_lock };
+    // SAFETY: `lock` is the `mmap_lock` of a live mm, an initialised rwsem.
+    let ret = unsafe { bindings::down_read_killable(lock) };
+    // SAFETY: As above.
+    #[cfg(CONFIG_TRACING)]
+    unsafe {
+        bindings::__mmap_lock_do_trace_acquire_returned(mm, false, ret == 0)
+    };
+    match ret {
+        0 => Ok(()),
+        _ => Err(EINTR),
+    }
+}
+
 impl UserPage {
     /// Faults in the page that `mm` maps at `addr` and takes a reference on
-    /// it, for writing if `write` (which breaks COW as a device write would).
+    /// it, for writing if `write` (which breaks COW as a device write would),
+    /// on behalf of the current task, which must be one of `mm`'s.
     ///
-    /// Takes the mmap read lock of `mm`: the caller must not hold it, nor be
-    /// in a notifier callback of `mm`.  GUP may drop and retake the lock
-    /// (`FOLL_UNLOCKABLE`): a fault on a userfaultfd-registered range then
-    /// waits for the monitor, as a CPU access would.  May sleep.
+    /// Waits where a CPU access of the task would: for the mmap read lock,
+    /// killably (`EINTR` on a fatal signal); for I/O; and on a
+    /// userfaultfd-registered range for the monitor, with the lock dropped
+    /// (`FOLL_UNLOCKABLE`) and interruptibly: any signal ends that wait with
+    /// `EINTR` (`FOLL_INTERRUPTIBLE`), as it ends a long access.
+    ///
+    /// The caller must not hold the mmap lock of `mm`, nor be in a notifier
+    /// callback of `mm`.  May sleep.
     pub fn get(mm: &MmWithUser, addr: usize, write: bool) -> Result<Self> {
-        let flags = if write { bindings::FOLL_WRITE } else { 0 };
+        let flags = bindings::FOLL_INTERRUPTIBLE | if write { bindings::FOLL_WRITE } else { 0 };
         let mut page: *mut bindings::page = core::ptr::null_mut();
         let mut locked: kernel::ffi::c_int = 1;
-        // SAFETY: `mm` has `mm_users > 0` (invariant of `MmWithUser`).
-        unsafe { bindings::mmap_read_lock(mm.as_raw()) };
+        mmap_read_lock_killable(mm)?;
         // SAFETY: The mmap read lock is held and `locked` says so; GUP drops
         // it only after clearing `locked`.  `page` is valid for one entry.
         let ret = unsafe {
@@ -68,6 +113,51 @@ impl UserPage {
             return Err(Error::from_errno(ret as i32));
         }
         // INVARIANT: On success GUP took one reference on `page`.
+        match NonNull::new(page) {
+            Some(page) if ret == 1 => Ok(Self { page }),
+            _ => Err(EFAULT),
+        }
+    }
+
+    /// Like [`UserPage::get`], for a kernel thread (the device worker):
+    /// never waits for user space, since nothing could interrupt the wait
+    /// and closing the file waits for the thread.
+    ///
+    /// On a userfaultfd-registered range a fault that cannot complete at
+    /// once (it would need the monitor) fails with `EFAULT`, and the monitor
+    /// is not told (`FOLL_NOWAIT`: `handle_userfault()` returns
+    /// `VM_FAULT_RETRY` without queueing a message).  Elsewhere the fault
+    /// waits for I/O as any kernel thread's GUP does, with the mmap read
+    /// lock held throughout: no `UFFDIO_REGISTER` (it takes the lock for
+    /// writing) can arm the range in the middle.  May sleep.
+    pub fn get_unattended(mm: &MmWithUser, addr: usize, write: bool) -> Result<Self> {
+        let mut flags = if write { bindings::FOLL_WRITE } else { 0 };
+        let mut page: *mut bindings::page = core::ptr::null_mut();
+        let lock = mm.mmap_read_lock();
+        if lock
+            .vma_lookup(addr)
+            .is_some_and(|vma| vma.flags() & UFFD_ARMED != 0)
+        {
+            flags |= bindings::FOLL_NOWAIT;
+        }
+        // SAFETY: `lock` holds the mmap read lock; with a null `locked` GUP
+        // never drops it.  `page` is valid for one entry.
+        let ret = unsafe {
+            bindings::get_user_pages_remote(
+                mm.as_raw(),
+                addr,
+                1,
+                flags,
+                &mut page,
+                core::ptr::null_mut(),
+            )
+        };
+        drop(lock);
+        if ret < 0 {
+            return Err(Error::from_errno(ret as i32));
+        }
+        // INVARIANT: On success GUP took one reference on `page`.  0 pages:
+        // the fault would have waited (`FOLL_NOWAIT`).
         match NonNull::new(page) {
             Some(page) if ret == 1 => Ok(Self { page }),
             _ => Err(EFAULT),
@@ -146,47 +236,79 @@ impl UserPage {
         r
     }
 
-    /// Returns the word at `offset`, which must be 8-byte aligned and inside
-    /// the page.
-    fn word<R>(&self, offset: usize, f: impl FnOnce(&Atomic<u64>) -> R) -> R {
-        assert!(offset % 8 == 0 && offset + 8 <= PAGE_SIZE);
+    /// Runs `f` on the word at `offset`.
+    fn word<R>(&self, offset: WordOffset, f: impl FnOnce(&Atomic<u64>) -> R) -> R {
         self.with_mapped(|base| {
-            // SAFETY: `offset + 8 <= PAGE_SIZE` (checked above): the result
-            // stays inside the mapped page.
-            let ptr = unsafe { base.add(offset) }.cast::<u64>();
-            // SAFETY: `ptr` is an aligned word (`offset % 8 == 0`, the page is
-            // aligned) of the mapped page, valid for reads and writes while
-            // it is mapped, which outlasts `f`.  All kernel accesses to user
-            // pages through this type are atomic, and user space's accesses
-            // are a CPU's, so no data race in the LKMM sense.
+            // SAFETY: `offset.0 + 8 <= PAGE_SIZE` (invariant of `WordOffset`):
+            // the result stays inside the mapped page.
+            let ptr = unsafe { base.add(offset.0) }.cast::<u64>();
+            // SAFETY: `ptr` is an aligned word (`offset.0` is a multiple of 8,
+            // the page is aligned) of the mapped page, valid for reads and
+            // writes while it is mapped, which outlasts `f`.  All kernel
+            // accesses to user pages through this type are atomic, and user
+            // space's accesses are a CPU's, so no data race in the LKMM sense.
             let word = unsafe { Atomic::from_ptr(ptr) };
             f(word)
         })
     }
 
-    /// Reads the aligned word at `offset`.
-    pub fn load(&self, offset: usize) -> u64 {
+    /// Reads the word at `offset`.
+    pub fn load(&self, offset: WordOffset) -> u64 {
         self.word(offset, |w| w.load(Relaxed))
     }
 
-    /// Writes the aligned word at `offset`.
-    pub fn store(&self, offset: usize, value: u64) {
+    /// Writes the word at `offset`.
+    pub fn store(&self, offset: WordOffset, value: u64) {
         self.word(offset, |w| w.store(value, Relaxed))
     }
 
-    /// Compare-and-swap of the aligned word at `offset`; returns the old value.
-    pub fn compare_exchange(&self, offset: usize, old: u64, new: u64) -> u64 {
+    /// Compare-and-swap of the word at `offset`; returns the old value.
+    pub fn compare_exchange(&self, offset: WordOffset, old: u64, new: u64) -> u64 {
         self.word(offset, |w| w.cmpxchg(old, new, Full).unwrap_or_else(|v| v))
     }
 
     /// The page frame number, the page's identity for snapshots and tests
     /// (compare with `/proc/self/pagemap`).
+    ///
+    /// x86 only: 7.3 offers modules no portable way to it (`page_to_pfn()`
+    /// and `virt_to_phys()` are macros or inlines without a Rust helper;
+    /// `slow_virt_to_phys()` is x86's).  Elsewhere 0, the value SNAPSHOT
+    /// shows when PFNs are hidden.
+    #[cfg(CONFIG_X86)]
     pub fn pfn(&self) -> u64 {
         self.with_mapped(|base| {
-            // SAFETY: `base` is a valid kernel virtual address of the page.
+            // SAFETY: `base` is a kernel virtual address mapping the page
+            // (`kmap_local_page()`: the direct map, or with HIGHMEM a
+            // fixmap slot); `slow_virt_to_phys()` walks the kernel page
+            // tables for either.
             let phys = unsafe { bindings::slow_virt_to_phys(base.cast()) };
             phys >> bindings::PAGE_SHIFT
         })
+    }
+
+    /// See above: no portable way to the PFN.
+    #[cfg(not(CONFIG_X86))]
+    pub fn pfn(&self) -> u64 {
+        0
+    }
+}
+
+/// The offset of an aligned 64-bit word in a page.
+///
+/// # Invariants
+///
+/// The offset is a multiple of 8 below `PAGE_SIZE`, so the whole word is
+/// inside the page.
+#[derive(Clone, Copy)]
+pub struct WordOffset(usize);
+
+impl WordOffset {
+    /// The word at user address `addr`; `None` unless `addr` is 8-byte
+    /// aligned.
+    pub fn of(addr: usize) -> Option<Self> {
+        // INVARIANT: `PAGE_SIZE` is a multiple of 8, so an aligned offset
+        // below it leaves room for the word.
+        (addr % 8 == 0).then_some(Self(addr & (PAGE_SIZE - 1)))
     }
 }
 
