@@ -16,10 +16,17 @@ VM_ACCEL  ?=
 # unsafe cells (must reproduce in >= 99%).
 RACE_SAFE_ITERS   ?= 1000
 RACE_UNSAFE_ITERS ?= 100
-# Both must be positive integers: 0 would pass every safe cell without a
-# single iteration.  Checked before anything is built.
-$(foreach v,RACE_SAFE_ITERS RACE_UNSAFE_ITERS,$(if $(shell printf '%s\n' '$(subst ','\'',$($(v)))' \
+# ioctls the fuzzer (tlbrace_fuzz) makes; CI makes 100000.
+FUZZ_CALLS        ?= 50000
+# All must be positive integers: 0 would pass every safe cell without a
+# single iteration, or the fuzzer without a call.  Checked before anything
+# is built.
+$(foreach v,RACE_SAFE_ITERS RACE_UNSAFE_ITERS FUZZ_CALLS,$(if $(shell printf '%s\n' '$(subst ','\'',$($(v)))' \
 	| grep -Ex '[1-9][0-9]{0,8}'),,$(error $(v)=$($(v)): want a positive integer, 1..999999999)))
+# The fuzzer's seed, to replay a run (it prints its seed); default: a new one.
+FUZZ_SEED ?=
+$(if $(FUZZ_SEED),$(if $(shell printf '%s\n' '$(subst ','\'',$(FUZZ_SEED))' \
+	| grep -Ex '[1-9][0-9]{0,18}|0x[0-9a-fA-F]{1,16}'),,$(error FUZZ_SEED=$(FUZZ_SEED): want a positive integer (decimal, or hex from the fuzzer's output))))
 # make bench: rounds of the tracker benchmark; BENCH_ONLY=trackers skips the
 # rest, BENCH_ONLY=trackers1 runs only its one-thread part.
 TRACKER_ROUNDS ?= 3
@@ -115,6 +122,7 @@ help:
 	@echo '  LLVM=$(LLVM)       - LLVM suffix passed to Kbuild'
 	@echo '  VM_SMP=$(VM_SMP) VM_MEM=$(VM_MEM) VM_TIMEOUT=$(VM_TIMEOUT) VM_ACCEL=kvm|tcg (default: detected)'
 	@echo '  RACE_SAFE_ITERS=$(RACE_SAFE_ITERS) RACE_UNSAFE_ITERS=$(RACE_UNSAFE_ITERS) - race matrix iterations per cell'
+	@echo '  FUZZ_CALLS=$(FUZZ_CALLS) FUZZ_SEED=0x... - ioctls of the fuzzer (tlbrace_fuzz), the seed to replay'
 	@echo '  SUITES=a,b      - run only these guest suites: $(SUITE_LIST)'
 	@echo '  TRACKER_ROUNDS=3 BENCH_ONLY=trackers - make bench: tracker rounds, only trackers'
 	@echo '  CACHE=$(CACHE)'
@@ -175,6 +183,7 @@ initramfs: kdir-vm-check modules selftests
 	@bash scripts/mkinitramfs.sh $(INITRAMFS) $(GUEST_TESTS)
 
 VM = VM_APPEND="tlbrace_safe_iters=$(RACE_SAFE_ITERS) tlbrace_unsafe_iters=$(RACE_UNSAFE_ITERS) \
+	tlbrace_fuzz_calls=$(FUZZ_CALLS) $(if $(FUZZ_SEED),tlbrace_fuzz_seed=$(FUZZ_SEED)) \
 	$(if $(SUITES),tlbrace_suites=$(SUITES))" \
 	VM_ACCEL=$(VM_ACCEL) VM_SMP=$(VM_SMP) VM_MEM=$(VM_MEM) VM_TIMEOUT=$(VM_TIMEOUT) \
 	bash scripts/run-vm.sh $(BZIMAGE) $(INITRAMFS)

@@ -9,11 +9,12 @@
 #   ./run_tests.sh                 every suite
 #   tlbrace_suites=a,b ./run_tests.sh   only these (plus setup, teardown)
 #   TLBRACE_SAFE_ITERS=N TLBRACE_UNSAFE_ITERS=N   race-matrix iterations
+#   TLBRACE_FUZZ_CALLS=N TLBRACE_FUZZ_SEED=S      the fuzzer's ioctls, its seed
 #
 # Without test_hmm (CONFIG_TEST_HMM=m) the hmm-tests suite is skipped.
 case "${1:-}" in
 -h | --help)
-	sed -n '3,13s/^# \{0,1\}//p' "$0"
+	sed -n '3,14s/^# \{0,1\}//p' "$0"
 	exit 0 ;;
 esac
 cd "$(dirname "$0")" || exit 1
@@ -133,6 +134,9 @@ kmemleak_check() {
 # Iterations of each race-matrix cell (kernel command line, see make help).
 export TLBRACE_SAFE_ITERS=${tlbrace_safe_iters:-${TLBRACE_SAFE_ITERS:-1000}}
 export TLBRACE_UNSAFE_ITERS=${tlbrace_unsafe_iters:-${TLBRACE_UNSAFE_ITERS:-100}}
+# The fuzzer's ioctls and seed (make check FUZZ_CALLS=N FUZZ_SEED=S).
+export TLBRACE_FUZZ_CALLS=${tlbrace_fuzz_calls:-${TLBRACE_FUZZ_CALLS:-50000}}
+[ -z "${tlbrace_fuzz_seed:-}" ] || export TLBRACE_FUZZ_SEED=$tlbrace_fuzz_seed
 
 suite setup setup
 grep -v '^#' suites | while read -r name cmd; do
