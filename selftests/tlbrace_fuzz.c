@@ -440,7 +440,7 @@ static void gen_arm(struct worker *w, struct tlbrace_inject *i)
 	i->access_op = chance(w, 95) ? below(w, 2) : interesting32(w);
 	i->access_addr = any_addr(w);
 	i->access_value = rnd(w);
-	i->reserved = chance(w, 95) ? 0 : interesting32(w);
+	i->flags = chance(w, 90) ? 0 : chance(w, 50) ? TLBRACE_INJECT_ANY_TASK : interesting32(w);
 }
 
 /* A plausible struct for slot: mostly valid, each field sometimes not. */
@@ -502,12 +502,12 @@ static void gen_plausible(struct worker *w, int slot, union arg *u)
 		gen_arm(w, &u->i);
 		break;
 	case C_DISARM:
-		/* DISARM reads id only; the rest may hold anything but reserved. */
+		/* DISARM reads id only; the rest may hold anything but flags. */
 		if (chance(w, 50))
 			gen_arm(w, &u->i);
 		u->i.id = chance(w, 70) ? below(w, TLBRACE_NR_ARMS) :
 			  chance(w, 70) ? TLBRACE_ALL_ARMS : interesting32(w);
-		u->i.reserved = chance(w, 95) ? 0 : interesting32(w);
+		u->i.flags = chance(w, 95) ? 0 : interesting32(w);
 		break;
 	case C_RELEASE:
 		u->rel.id = chance(w, 60) ? below(w, TLBRACE_NR_ARMS) :
