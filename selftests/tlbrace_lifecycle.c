@@ -664,7 +664,6 @@ TEST_F(nth, delays_exactly_the_chosen_passes)
  * whether the CPU maps a THP at the range afterwards (/proc/kpageflags).
  */
 #define KHP "/sys/kernel/mm/transparent_hugepage/khugepaged/"
-#define KPF_THP 22
 
 static long sysfs_read(const char *path)
 {
@@ -690,20 +689,6 @@ static int sysfs_write(const char *path, long v)
 	ok = write(fd, buf, n) == n;
 	close(fd);
 	return ok ? 0 : -1;
-}
-
-/* Whether the CPU maps p through a transparent huge page. */
-static int cpu_thp(const void *p)
-{
-	__u64 pfn = cpu_pfn(p), flags = 0;
-	int fd = open("/proc/kpageflags", O_RDONLY);
-	int ok;
-
-	if (fd < 0 || !pfn)
-		return -1;
-	ok = pread(fd, &flags, sizeof(flags), pfn * 8) == sizeof(flags);
-	close(fd);
-	return ok ? !!(flags & (1ULL << KPF_THP)) : -1;
 }
 
 FIXTURE(young)
@@ -1429,6 +1414,8 @@ TEST(sync_fault_mmap_lock_killable)
 			.point = TLBRACE_POINT_RANGE_START_ENTER, .action = TLBRACE_ACTION_PARK,
 			.events = TLBRACE_EVENT_BIT(TLBRACE_EVENT_SOFT_DIRTY), .count = 1,
 			.timeout_ms = park_ms, .release_on = TLBRACE_RELEASE_BY_IOCTL,
+			/* The clear_refs to park is the parent's. */
+			.flags = TLBRACE_INJECT_ANY_TASK,
 		};
 		struct reader r = {
 			.dev = tlbrace_open(), .go = go[0], .report = report[1], .p = map_page(),
