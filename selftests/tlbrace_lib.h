@@ -184,6 +184,26 @@ static inline __u64 cpu_pfn(const void *p)
 	return (ent & (1ULL << 63)) ? (ent & ((1ULL << 55) - 1)) : 0;
 }
 
+/* KPF_THP of include/uapi/linux/kernel-page-flags.h. */
+#define KPF_THP 22
+
+/* Whether the CPU maps p through a transparent huge page (-1: cannot tell). */
+static inline int cpu_thp(const void *p)
+{
+	__u64 pfn = cpu_pfn(p), flags = 0;
+	int fd = open("/proc/kpageflags", O_RDONLY);
+	int ok;
+
+	if (fd < 0 || !pfn) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	ok = pread(fd, &flags, sizeof(flags), pfn * 8) == sizeof(flags);
+	close(fd);
+	return ok ? !!(flags & (1ULL << KPF_THP)) : -1;
+}
+
 /* Whether the page at p is soft-dirty. */
 static inline int soft_dirty(const volatile void *p)
 {

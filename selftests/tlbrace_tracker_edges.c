@@ -16,7 +16,9 @@
  *  - the counter tracker's mirror of mm->tlb_flush_pending equals the real
  *    counter at the same instants (debugfs reads both at once);
  *  - a device fault on a page with a pending flush flushes that page: the
- *    device stops using the old translation before the gather closes.
+ *    device stops using the old translation before the gather closes;
+ *  - a close nested in the same thread's open gather (a THP split inside a
+ *    zap) does not wait for that gather, which closes only after it.
  */
 #include <glob.h>
 #include <poll.h>
@@ -278,6 +280,40 @@ TEST_F_TIMEOUT(edge, ranges_wait_timeout, 60)
 	ASSERT_EQ(0, v) TH_LOG("device read %#llx at page 2 after B returned", v);
 	ASSERT_EQ(0, dev_read(self->fd, self->buf + 3 * PAGE, &v3, NULL));
 	ASSERT_EQ(0, v3);
+}
+
+/*
+ * A nested invalidation inside the caller's own open gather: MADV_DONTNEED of
+ * one page of a THP the device maps splits the huge PMD inside the zap, and
+ * the split's invalidation overlaps the zap's, opened by the same thread.
+ * ranges-wait must not wait for a gather that can only close after it
+ * returns (it used to wait out GATHER_WAIT_MS every time), and the device
+ * must not read the zapped page's old contents afterwards.
+ */
+TEST_F_TIMEOUT(edge, nested_close_does_not_wait_for_own_gather, 60)
+{
+	const size_t hp = 2UL << 20;
+	char *raw = mmap(NULL, 2 * hp, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *thp = (char *)(((uintptr_t)raw + hp - 1) & ~(hp - 1));
+	double t0, ms;
+	__u64 v = 1;
+
+	ASSERT_NE(MAP_FAILED, raw);
+	ASSERT_EQ(0, madvise(thp, hp, MADV_HUGEPAGE));
+	memset(thp, 0x5a, hp);
+	ASSERT_EQ(1, cpu_thp(thp)) TH_LOG("no THP at the aligned 2 MiB: nothing to split");
+	ASSERT_EQ(0, config(self->fd, TLBRACE_TRACKER_RANGES_WAIT));
+	ASSERT_EQ(0, dev_prefetch(self->fd, thp, hp, 0));
+
+	t0 = now_us();
+	ASSERT_EQ(0, madvise(thp + 5 * PAGE, PAGE, MADV_DONTNEED));
+	ms = (now_us() - t0) / 1000;
+	printf("# MADV_DONTNEED of one page of a device-mapped THP: %.1f ms\n", ms);
+	ASSERT_EQ(0, cpu_thp(thp)) TH_LOG("the THP was not split");
+	ASSERT_LT(ms, GATHER_WAIT_MS / 2);
+	ASSERT_EQ(0, dev_read(self->fd, thp + 5 * PAGE, &v, NULL));
+	ASSERT_EQ(0, v) TH_LOG("device read %#llx from the zapped page", v);
+	munmap(raw, 2 * hp);
 }
 
 /*

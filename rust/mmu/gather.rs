@@ -10,8 +10,10 @@
 //! which waits on `Device::idle`, releasing the lock).
 
 use kernel::{
+    current,
     prelude::*,
     sync::CondVarTimeoutResult,
+    task::Pid,
     time::{msecs_to_jiffies, Instant, Monotonic},
 };
 
@@ -36,6 +38,9 @@ pub(crate) struct Gather {
     /// its bounds (two threads may invalidate identical ranges at once).
     key: RangeKey,
     open: Open,
+    /// The task that opened it: a close in that task, nested in it, must
+    /// not wait for it.
+    task: Pid,
     /// The dPT entries it cleared, or `None` if recording them failed (then
     /// its whole requested range is flushed).
     cleared: Option<KVec<Vpn>>,
@@ -81,7 +86,12 @@ impl Device {
             }
         });
         self.stats.add(Counter::Invalidated, n as u64);
-        let g = Gather { key, open, cleared };
+        let g = Gather {
+            key,
+            open,
+            task: current!().pid(),
+            cleared,
+        };
         // Within capacity (checked above): no allocation under the lock.
         let _ = mmu.gathers.push_within_capacity(g);
     }
@@ -104,9 +114,19 @@ impl Device {
 
         // PeterZ's rule, restricted to overlap: wait for older overlapping
         // gathers to close.  A timeout (or a context that may not sleep)
-        // falls back to flushing everything, which is always correct.
-        let mut force_all = false;
-        if mmu.tracker.must_wait(&open) {
+        // falls back to flushing everything, which is always correct.  So
+        // does an older overlapping gather of this very task: this close is
+        // nested in it (a THP split inside a zap), which closes only after
+        // this returns, so waiting for it would always time out.
+        let me = current!().pid();
+        let mut force_all = mmu.tracker.must_wait(&open)
+            && mmu.gathers.iter().any(|o| {
+                o.task == me
+                    && o.open.id < open.id
+                    && o.open.start < open.end
+                    && open.start < o.open.end
+            });
+        if !force_all && mmu.tracker.must_wait(&open) {
             self.stats.inc(Counter::GatherWaits);
             let mut left = msecs_to_jiffies(WAIT_MS);
             while mmu.tracker.must_wait(&open) {
