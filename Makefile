@@ -53,6 +53,13 @@ $(error SANITIZE= builds the project's own kernel; it does not apply to KDIR=)
 endif
 endif
 FRAGMENTS := selftests/config $(if $(SANITIZE),selftests/$(SANITIZE).config)
+# kmemleak's bookkeeping slows every allocation (a third more per race
+# iteration under TCG): the teardown's leak scan runs on sanitizer kernels,
+# and on the plain one with KMEMLEAK=on.
+KMEMLEAK  ?= $(if $(SANITIZE),on,off)
+ifneq ($(filter-out on off,$(KMEMLEAK)),)
+$(error KMEMLEAK=$(KMEMLEAK): want on or off)
+endif
 
 SRCTREE   := $(CURDIR)
 OUT       := $(SRCTREE)/build
@@ -119,6 +126,7 @@ help:
 	@echo '                    checked first; selftests/config is a complete fragment)'
 	@echo '  SANITIZE=kasan  - a KASAN test kernel of its own (selftests/kasan.config on top;'
 	@echo '                    kernel, modules and check use it; cached separately)'
+	@echo '  KMEMLEAK=on|off - leak scan after the suites (default: on with SANITIZE=, else off)'
 	@echo '  LLVM=$(LLVM)       - LLVM suffix passed to Kbuild'
 	@echo '  VM_SMP=$(VM_SMP) VM_MEM=$(VM_MEM) VM_TIMEOUT=$(VM_TIMEOUT) VM_ACCEL=kvm|tcg (default: detected)'
 	@echo '  RACE_SAFE_ITERS=$(RACE_SAFE_ITERS) RACE_UNSAFE_ITERS=$(RACE_UNSAFE_ITERS) - race matrix iterations per cell'
@@ -182,7 +190,7 @@ initramfs: kdir-vm-check modules selftests
 	@bash scripts/install-tests.sh $(GUEST_TESTS) $(OUT)/selftests $(TEST_MODULES)
 	@bash scripts/mkinitramfs.sh $(INITRAMFS) $(GUEST_TESTS)
 
-VM = VM_APPEND="tlbrace_safe_iters=$(RACE_SAFE_ITERS) tlbrace_unsafe_iters=$(RACE_UNSAFE_ITERS) \
+VM = VM_APPEND="kmemleak=$(KMEMLEAK) tlbrace_safe_iters=$(RACE_SAFE_ITERS) tlbrace_unsafe_iters=$(RACE_UNSAFE_ITERS) \
 	tlbrace_fuzz_calls=$(FUZZ_CALLS) $(if $(FUZZ_SEED),tlbrace_fuzz_seed=$(FUZZ_SEED)) \
 	$(if $(SUITES),tlbrace_suites=$(SUITES))" \
 	VM_ACCEL=$(VM_ACCEL) VM_SMP=$(VM_SMP) VM_MEM=$(VM_MEM) VM_TIMEOUT=$(VM_TIMEOUT) \
@@ -207,7 +215,7 @@ demo: initramfs
 
 # Ratios of variants measured in one VM run; see Documentation/benchmarks.rst.
 bench: initramfs
-	@VM_APPEND="tlbrace_tracker_rounds=$(TRACKER_ROUNDS) $(if $(BENCH_ONLY),tlbrace_bench_only=$(BENCH_ONLY))" \
+	@VM_APPEND="kmemleak=off tlbrace_tracker_rounds=$(TRACKER_ROUNDS) $(if $(BENCH_ONLY),tlbrace_bench_only=$(BENCH_ONLY))" \
 		VM_ACCEL=$(VM_ACCEL) VM_SMP=$(VM_SMP) VM_MEM=$(VM_MEM) VM_TIMEOUT=$(VM_TIMEOUT) \
 		bash scripts/run-vm.sh $(BZIMAGE) $(INITRAMFS) bench
 	@sed -n '/^# tlbrace-bench-begin/,/^# tlbrace-bench-end/{//!p}' $(OUT)/vm-bench.log \
