@@ -268,6 +268,8 @@ mod tests {
         let mut mmu = dev.mmu.lock();
         // A is older and overlaps B: a blockable close of B would wait.
         dev.gather_open(&mut mmu, RangeKey::from_number(0), 0, 10);
+        // A is another task's: B's close is not nested in it.
+        mmu.gathers[0].task += 1;
         dev.gather_open(&mut mmu, RangeKey::from_number(5), 5, 15);
         let t0 = Instant::<Monotonic>::now();
         mmu = dev.gather_close(mmu, RangeKey::from_number(5), 5, 15, false);
@@ -281,6 +283,27 @@ mod tests {
         let s = stats(&dev);
         assert_eq!(s.gather_waits, 1);
         assert_eq!(s.wait_timeouts, 1);
+        assert_eq!(s.gather_full, 1);
+        Ok(())
+    }
+
+    /// A blockable close nested in an older overlapping gather of the same
+    /// task (a THP split inside a zap) cannot wait for it: it flushes
+    /// everything at once instead of waiting out the bound.
+    #[test]
+    fn nested_close_in_own_gather_does_not_wait() -> Result {
+        let dev = batched(uapi::TLBRACE_TRACKER_RANGES_WAIT)?;
+        let mut mmu = dev.mmu.lock();
+        dev.gather_open(&mut mmu, RangeKey::from_number(0), 0, 10);
+        dev.gather_open(&mut mmu, RangeKey::from_number(5), 5, 15);
+        let t0 = Instant::<Monotonic>::now();
+        mmu = dev.gather_close(mmu, RangeKey::from_number(5), 5, 15, true);
+        let took = t0.elapsed().as_millis();
+        assert_eq!(mmu.gathers.len(), 1);
+        drop(mmu);
+        assert!(took < i64::from(WAIT_MS) / 10);
+        let s = stats(&dev);
+        assert_eq!(s.gather_waits, 0);
         assert_eq!(s.gather_full, 1);
         Ok(())
     }
