@@ -163,11 +163,11 @@ struct tlbrace_wait {
 #define TLBRACE_MAX_RANGE_LEN	(1ULL << 30)
 
 /*
- * Entries one device's dPT holds at most (256 MiB of address space in 4 KiB
- * pages).  A fill that would add one more fails with -ENOSPC: PREFETCH, and
+ * Entries one device's dPT holds at most (32 MiB of address space in 4 KiB
+ * pages): a range invalidation frees them under the device's spinlock.  A fill that would add one more fails with -ENOSPC: PREFETCH, and
  * the device fault of READ, WRITE and CAS, under the contracts with a dPT.
  */
-#define TLBRACE_DPT_MAX_PAGES	(1U << 16)
+#define TLBRACE_DPT_MAX_PAGES	(1U << 13)
 
 /**
  * struct tlbrace_range - TLBRACE_IOC_PREFETCH argument
