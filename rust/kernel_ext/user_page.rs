@@ -242,11 +242,10 @@ impl UserPage {
             // SAFETY: `offset.0 + 8 <= PAGE_SIZE` (invariant of `WordOffset`):
             // the result stays inside the mapped page.
             let ptr = unsafe { base.add(offset.0) }.cast::<u64>();
-            // SAFETY: `ptr` is an aligned word (`offset.0` is a multiple of 8,
-            // the page is aligned) of the mapped page, valid for reads and
-            // writes while it is mapped, which outlasts `f`.  All kernel
-            // accesses to user pages through this type are atomic, and user
-            // space's accesses are a CPU's, so no data race in the LKMM sense.
+            // Every kernel access to user pages through this type is atomic
+            // and user space's are a CPU's: no data race in the LKMM sense.
+            // SAFETY: `ptr` is an aligned word (`offset.0 % 8 == 0`, page
+            // aligned) of the mapped page, valid while mapped, outlasting `f`.
             let word = unsafe { Atomic::from_ptr(ptr) };
             f(word)
         })

@@ -118,15 +118,18 @@ impl Device {
         // does an older overlapping gather of this very task: this close is
         // nested in it (a THP split inside a zap), which closes only after
         // this returns, so waiting for it would always time out.
-        let me = current!().pid();
-        let mut force_all = mmu.tracker.must_wait(&open)
-            && mmu.gathers.iter().any(|o| {
+        let mut force_all = false;
+        let must_wait = mmu.tracker.must_wait(&open);
+        if must_wait {
+            let me = current!().pid();
+            force_all = mmu.gathers.iter().any(|o| {
                 o.task == me
                     && o.open.id < open.id
                     && o.open.start < open.end
                     && open.start < o.open.end
             });
-        if !force_all && mmu.tracker.must_wait(&open) {
+        }
+        if must_wait && !force_all {
             self.stats.inc(Counter::GatherWaits);
             let mut left = msecs_to_jiffies(WAIT_MS);
             while mmu.tracker.must_wait(&open) {
