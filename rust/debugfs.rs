@@ -13,11 +13,7 @@ use kernel::{
     mm::Mm,
     prelude::*,
     str::CString,
-    sync::{
-        aref::ARef,
-        atomic::{Atomic, Relaxed},
-        Arc,
-    },
+    sync::{aref::ARef, Arc},
 };
 
 use crate::{
@@ -32,9 +28,6 @@ kernel::sync::global_lock! {
     // initialiser before the misc device (the only user) is registered.
     unsafe(uninit) static ROOT: Mutex<Option<Arc<Dir>>> = None;
 }
-
-/// Numbers the devices' subdirectories.
-static NEXT_ID: Atomic<u32> = Atomic::new(0);
 
 /// Owns the root directory: it is removed when this is dropped at module
 /// exit and the last device's directory is gone.
@@ -56,11 +49,10 @@ impl Drop for Root {
     }
 }
 
-/// Creates `<tgid>-<n>/stats` for a new device of process `tgid`, mirroring
+/// Creates `<tgid>-<id>/stats` for a new device of process `tgid`, mirroring
 /// `mm`.
 pub(crate) fn stats_file(tgid: i32, dev: Arc<Device>, mm: ARef<Mm>) -> Result<File<StatsFile>> {
-    let id = NEXT_ID.fetch_add(1, Relaxed);
-    let name = CString::try_from_fmt(fmt!("{tgid}-{id}"))?;
+    let name = CString::try_from_fmt(fmt!("{tgid}-{}", dev.id))?;
     let root = ROOT.lock().clone().ok_or(ENODEV)?;
     let dir = Dir::new(&name, Some(root))?;
     File::new(&dir, c"stats", StatsFile { dev, mm })

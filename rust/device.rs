@@ -14,7 +14,10 @@ use kernel::{
     mm::Mm,
     new_condvar, new_spinlock, new_work,
     prelude::*,
-    sync::{Arc, CondVar, SpinLock},
+    sync::{
+        atomic::{Atomic, Relaxed},
+        Arc, CondVar, SpinLock,
+    },
     workqueue::Work,
 };
 
@@ -25,8 +28,9 @@ use crate::{
     inject::{Injector, Point, Site},
     mm_ext,
     mmu::Mmu,
-    mmu_notifier::{MmuNotifier, Range},
+    mmu_notifier::{Event, MmuNotifier, Range},
     stats::{Counter, Stats},
+    trace::{self, Callback},
     tracker::{self, Tracker},
     translation::{Translation, Vpn},
     uapi,
@@ -39,9 +43,15 @@ pub(crate) fn vpn_range(start: usize, end: usize) -> (Vpn, Vpn) {
     (start >> PAGE_SHIFT, end.div_ceil(PAGE_SIZE))
 }
 
+/// Numbers the devices, for debugfs and the trace events.
+static NEXT_ID: Atomic<u32> = Atomic::new(0);
+
 /// One device, attached to the mm of the process that opened it.
 #[pin_data]
 pub(crate) struct Device {
+    /// Its number: the `<n>` of its debugfs directory `<tgid>-<n>`, the
+    /// `dev=` of its trace events.
+    pub(crate) id: u32,
     #[pin]
     pub(crate) mmu: SpinLock<Mmu>,
     /// Signalled when an invalidation ends, and on release.
@@ -66,6 +76,7 @@ impl Device {
         let tracker = tracker::from_uapi(uapi::TLBRACE_TRACKER_NAIVE)?;
         let mmu = Mmu::new(dtlb, tracker)?;
         Ok(try_pin_init!(Self {
+            id: NEXT_ID.fetch_add(1, Relaxed),
             mmu <- new_spinlock!(mmu),
             idle <- new_condvar!(),
             stats <- Stats::new(),
@@ -131,12 +142,21 @@ impl MmuNotifier for Arc<Device> {
         let (start, end) = vpn_range(range.start(), range.end());
         let mut mmu = self.mmu.lock();
         mmu.truth.begin(start, end, range.event());
+        let mut dropped = 0;
         if mmu.contract().invalidates_at(Hook::RangeStart) {
-            mmu.invalidate(start, end, &self.stats);
+            dropped = mmu.invalidate(start, end, &self.stats);
         } else if mmu.contract() == Contract::Batched {
             self.gather_open(&mut mmu, range.key(), start, end);
         }
         drop(mmu);
+        trace::notifier(
+            self.id,
+            Callback::RangeStart,
+            range.start(),
+            range.end(),
+            Some(range.event()),
+            dropped,
+        );
         self.inject.pass(self, &site(Point::RangeStartExit, range));
     }
 
@@ -153,13 +173,22 @@ impl MmuNotifier for Arc<Device> {
                 self.stats.inc(Counter::KernelNestedOverlapping);
             }
         }
+        let mut dropped = 0;
         if mmu.contract().invalidates_at(Hook::RangeEnd) {
-            mmu.invalidate(start, end, &self.stats);
+            dropped = mmu.invalidate(start, end, &self.stats);
         } else if mmu.contract() == Contract::Batched {
             mmu = self.gather_close(mmu, range.key(), start, end, range.blockable());
         }
         mmu.truth.end(start, end, range.event());
         drop(mmu);
+        trace::notifier(
+            self.id,
+            Callback::RangeEnd,
+            range.start(),
+            range.end(),
+            Some(range.event()),
+            dropped,
+        );
         // Faults wait for the invalidations covering their page, `ranges-wait`
         // closes for older overlapping gathers: any end may free either.
         self.idle.notify_all();
@@ -181,23 +210,34 @@ impl MmuNotifier for Arc<Device> {
         if full {
             self.stats.inc(Counter::SecondaryFull);
         }
-        let (start, end) = vpn_range(start, end);
+        let (vstart, vend) = vpn_range(start, end);
         let mut mmu = self.mmu.lock();
+        let mut dropped = 0;
         if mmu.contract().invalidates_at(Hook::SecondaryTlbs) {
-            if full {
-                mmu.flush(&self.stats);
+            dropped = if full {
+                mmu.flush(&self.stats)
             } else {
-                mmu.invalidate_dtlb(start, end, &self.stats);
-            }
+                mmu.invalidate_dtlb(vstart, vend, &self.stats)
+            };
         }
-        mmu.cpu_flush(start, end);
+        mmu.cpu_flush(vstart, vend);
+        drop(mmu);
+        trace::notifier(self.id, Callback::SecondaryTlbs, start, end, None, dropped);
     }
 
     fn release(&self) {
         self.stats.inc(Counter::Release);
         let mut mmu = self.mmu.lock();
-        let dpt = mmu.release(&self.stats);
+        let (n, dpt) = mmu.release(&self.stats);
         drop(mmu);
+        trace::notifier(
+            self.id,
+            Callback::Release,
+            0,
+            usize::MAX,
+            Some(Event::Release),
+            n + dpt.len(),
+        );
         drop(dpt);
         self.idle.notify_all();
     }

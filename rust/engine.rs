@@ -32,6 +32,7 @@ use crate::{
     requester::Requester,
     staleness::{judge, Lookup, Truth, Verdict},
     stats::Counter,
+    trace,
     translation::{Translation, Vpn},
     uapi,
     user_page::{UserPage, WordOffset},
@@ -144,6 +145,7 @@ impl Device {
                     if let Some(t) = from_dpt {
                         self.stats.inc(Counter::DptHits);
                         outcome |= uapi::TLBRACE_OUT_DPT;
+                        trace::fill(self.id, vpn, &t, true);
                         mmu.fill_dtlb(vpn, t, &self.stats);
                     }
                 }
@@ -251,6 +253,7 @@ impl Device {
                 self.stats.stale(addr, event, op.writes());
             }
         }
+        trace::access(self.id, addr, op.writes(), value, outcome, t.stale);
         Access { value, outcome }
     }
 
@@ -373,6 +376,7 @@ impl Device {
             if let Some(node) = node {
                 mmu.fill_dpt(vpn, t.clone(), node)?;
             }
+            trace::fill(self.id, vpn, &t, false);
             mmu.fill_dtlb(vpn, t, &self.stats);
             return Ok(());
         }

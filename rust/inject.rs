@@ -45,6 +45,7 @@ use crate::{
     hold_budget::{self, Hold},
     mmu_notifier::Event,
     task_ext,
+    trace::{self, Injected},
     tracker::Open,
     uapi,
 };
@@ -414,9 +415,12 @@ impl Injector {
             }
         }
         for (id, action) in fire.iter().enumerate() {
+            if action.is_some() {
+                self.trace(dev, id, site, Injected::Fire);
+            }
             match *action {
-                Some(Action::Delay(us)) => self.delay(id, us, site.can_sleep),
-                Some(Action::Park { timeout_ms, .. }) => self.park(id, timeout_ms, site.can_sleep),
+                Some(Action::Delay(us)) => self.delay(dev, id, us, site),
+                Some(Action::Park { timeout_ms, .. }) => self.park(dev, id, timeout_ms, site),
                 Some(Action::Access { op, addr }) => {
                     let r = dev.access_hit_only(addr, op);
                     let mut arms = self.arms.lock();
@@ -436,8 +440,14 @@ impl Injector {
         }
     }
 
+    /// The trace event of arm `id` doing `what` at `site`.
+    fn trace(&self, dev: &Device, id: usize, site: &Site, what: Injected) {
+        trace::inject(dev.id, id, site.point as u32, what, site.start);
+    }
+
     /// Counts a park or delay of slot `id` that did not happen.
-    fn refuse(&self, id: usize) {
+    fn refuse(&self, dev: &Device, id: usize, site: &Site) {
+        self.trace(dev, id, site, Injected::Refused);
         if let Some(arm) = self.arms.lock().slots[id].as_mut() {
             arm.status.refused += 1;
         }
@@ -445,10 +455,10 @@ impl Injector {
 
     /// A hold of the current task of up to `want`, cut to its budget; a
     /// refusal of slot `id` if the budget is spent.
-    fn hold(&self, id: usize, want: Delta) -> Option<Hold> {
+    fn hold(&self, dev: &Device, id: usize, site: &Site, want: Delta) -> Option<Hold> {
         let hold = hold_budget::begin(want);
         if hold.is_none() {
-            self.refuse(id);
+            self.refuse(dev, id, site);
         }
         hold
     }
@@ -457,13 +467,14 @@ impl Injector {
     /// context may, else spins for at most `TLBRACE_DELAY_ATOMIC_MAX_US`
     /// (`udelay()` takes at most `MAX_UDELAY_MS`, and a callback that may not
     /// sleep must not stall long).
-    fn delay(&self, id: usize, us: u32, can_sleep: bool) {
+    fn delay(&self, dev: &Device, id: usize, us: u32, site: &Site) {
+        let can_sleep = site.can_sleep;
         let us = if can_sleep {
             us
         } else {
             us.min(uapi::TLBRACE_DELAY_ATOMIC_MAX_US)
         };
-        let Some(hold) = self.hold(id, Delta::from_micros(i64::from(us))) else {
+        let Some(hold) = self.hold(dev, id, site, Delta::from_micros(i64::from(us))) else {
             return;
         };
         if can_sleep {
@@ -473,13 +484,13 @@ impl Injector {
         }
     }
 
-    fn park(&self, id: usize, timeout_ms: u32, can_sleep: bool) {
-        if !can_sleep {
-            self.refuse(id);
+    fn park(&self, dev: &Device, id: usize, timeout_ms: u32, site: &Site) {
+        if !site.can_sleep {
+            self.refuse(dev, id, site);
             return;
         }
         // Asked for before `arms` is locked (lock order).
-        let Some(hold) = self.hold(id, Delta::from_millis(i64::from(timeout_ms))) else {
+        let Some(hold) = self.hold(dev, id, site, Delta::from_millis(i64::from(timeout_ms))) else {
             return;
         };
         let mut arms = self.arms.lock();
@@ -487,21 +498,28 @@ impl Injector {
             return;
         };
         arm.status.parked += 1;
+        self.trace(dev, id, site, Injected::Parked);
         let gen = arms.release_gen[id];
         // A park cut by the budget ends as by its timeout.
         let mut left = msecs_to_jiffies(hold.limit().as_millis_ceil() as u32);
         let mut timed_out = false;
+        let mut ended = Injected::Released;
         while arms.release_gen[id] == gen {
             match self.released.wait_interruptible_timeout(&mut arms, left) {
                 CondVarTimeoutResult::Woken { jiffies } => left = jiffies,
                 CondVarTimeoutResult::Timeout => {
                     timed_out = true;
+                    ended = Injected::Timeout;
                     break;
                 }
                 // A signal (SIGKILL of the parked task) ends the park.
-                CondVarTimeoutResult::Signal { .. } => break,
+                CondVarTimeoutResult::Signal { .. } => {
+                    ended = Injected::Signal;
+                    break;
+                }
             }
         }
+        self.trace(dev, id, site, ended);
         // The slot may have been re-armed meanwhile: do not underflow.
         if let Some(arm) = arms.slots[id].as_mut() {
             arm.status.parked = arm.status.parked.saturating_sub(1);

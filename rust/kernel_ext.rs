@@ -49,5 +49,6 @@ pub mod flush_work;
 pub mod mm_ext;
 pub mod mmu_notifier;
 pub mod task_ext;
+pub(crate) mod tracepoint;
 pub(crate) mod transmute;
 pub mod user_page;

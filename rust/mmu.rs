@@ -133,19 +133,21 @@ impl Mmu {
         Ok(())
     }
 
-    /// Drops the dPT and dTLB entries of `[start, end)`.
-    pub(crate) fn invalidate(&mut self, start: Vpn, end: Vpn, stats: &Stats) {
+    /// Drops the dPT and dTLB entries of `[start, end)`; returns how many.
+    pub(crate) fn invalidate(&mut self, start: Vpn, end: Vpn, stats: &Stats) -> usize {
         self.inval_seq += 1;
         let n = self.dtlb.invalidate(start, end) + self.dpt.invalidate(start, end);
         stats.add(Counter::Invalidated, n as u64);
+        n
     }
 
     /// Drops the dTLB entries of `[start, end)` (a shared page table's
-    /// IOTLB invalidation).
-    pub(crate) fn invalidate_dtlb(&mut self, start: Vpn, end: Vpn, stats: &Stats) {
+    /// IOTLB invalidation); returns how many.
+    pub(crate) fn invalidate_dtlb(&mut self, start: Vpn, end: Vpn, stats: &Stats) -> usize {
         self.inval_seq += 1;
         let n = self.dtlb.invalidate(start, end);
         stats.add(Counter::Invalidated, n as u64);
+        n
     }
 
     /// Drops every dTLB entry; returns how many.
@@ -163,12 +165,13 @@ impl Mmu {
         (n, self.dpt.take())
     }
 
-    /// The address space is gone: drops every translation for good, and
-    /// returns the dPT for the caller to free after unlocking.
+    /// The address space is gone: drops every translation for good;
+    /// returns how many dTLB entries went and the dPT, for the caller to
+    /// free after unlocking.
     #[must_use = "the dPT taken out is to be dropped after unlocking"]
-    pub(crate) fn release(&mut self, stats: &Stats) -> Dpt {
+    pub(crate) fn release(&mut self, stats: &Stats) -> (usize, Dpt) {
         self.released = true;
-        self.flush_all(stats).1
+        self.flush_all(stats)
     }
 
     /// Seed 000: under `batched`, drops the dTLB entry of `vpn` if a flush
@@ -344,7 +347,7 @@ mod tests {
         fill(&dev, &mut mmu, 1, &mut p)?;
         assert!(mmu.check_invariant());
         let seq = mmu.inval_seq();
-        mmu.invalidate(6, 8, &dev.stats);
+        let _ = mmu.invalidate(6, 8, &dev.stats);
         assert!(mmu.inval_seq() > seq);
         assert!(mmu.check_invariant());
         let seq = mmu.inval_seq();

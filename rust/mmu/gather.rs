@@ -23,6 +23,7 @@ use crate::{
     mmu::Mmu,
     mmu_notifier::RangeKey,
     stats::Counter,
+    trace::{self, CloseDecision},
     tracker::{Flush, Open},
     translation::Vpn,
 };
@@ -63,7 +64,7 @@ impl Device {
         mmu.inval_seq += 1;
         if mmu.gathers.len() == mmu.gathers.capacity() {
             // No room to defer: behave like `sync` for this one.
-            mmu.invalidate(start, end, &self.stats);
+            let _ = mmu.invalidate(start, end, &self.stats);
             return;
         }
         mmu.next_gather += 1;
@@ -86,6 +87,7 @@ impl Device {
             }
         });
         self.stats.add(Counter::Invalidated, n as u64);
+        trace::gather_open(self.id, &open, n);
         let g = Gather {
             key,
             open,
@@ -129,7 +131,8 @@ impl Device {
                     && open.start < o.open.end
             });
         }
-        if must_wait && !force_all {
+        let waited = must_wait && !force_all;
+        if waited {
             self.stats.inc(Counter::GatherWaits);
             let mut left = msecs_to_jiffies(WAIT_MS);
             while mmu.tracker.must_wait(&open) {
@@ -180,6 +183,12 @@ impl Device {
         };
         self.stats
             .add(Counter::TrackerNs, t0.elapsed().as_nanos() as u64);
+        let decision = match (&flush, force_all) {
+            (_, true) => CloseDecision::ForcedAll,
+            (Flush::Cleared, _) => CloseDecision::Cleared,
+            (Flush::Ranges(_), _) => CloseDecision::Ranges,
+            (Flush::All, _) => CloseDecision::All,
+        };
         let mut n = 0;
         match &g.cleared {
             // Sorted: the dPT is walked in address order.
@@ -200,6 +209,7 @@ impl Device {
             }
         }
         self.stats.add(Counter::GatherFlushed, n as u64);
+        trace::gather_close(self.id, &open, decision, waited, n);
         // The tracker forgets the gather only after its flush (the stock
         // dec_tlb_flush_pending() comes after the flush).
         mmu.tracker.closed(open);

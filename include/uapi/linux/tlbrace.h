@@ -393,6 +393,34 @@ struct tlbrace_stats {
 #define TLBRACE_EVENT_EXCLUSIVE		7 /* make_device_exclusive() */
 #define TLBRACE_EVENT_BIT(e)		(1U << (e))
 
+/*
+ * Field values of the trace events (TRACE_SYSTEM tlbrace, see
+ * Documentation/tool.rst): their text form is what the trace shows, the
+ * numbers are what a binary consumer (perf, trace-cmd's raw format) reads.
+ */
+/* tlbrace_notifier: cb, which mmu_notifier callback */
+#define TLBRACE_CB_RANGE_START		0
+#define TLBRACE_CB_RANGE_END		1
+#define TLBRACE_CB_SECONDARY_TLBS	2
+#define TLBRACE_CB_RELEASE		3
+/* tlbrace_notifier: event when the callback has none (secondary_tlbs) */
+#define TLBRACE_EVENT_NONE		0xff
+/* tlbrace_gather_close: decision, what the close flushed from the dTLB */
+#define TLBRACE_CLOSE_CLEARED		0 /* what the gather cleared */
+#define TLBRACE_CLOSE_RANGES		1 /* ... and the tracker's ranges */
+#define TLBRACE_CLOSE_ALL		2 /* everything: the tracker's choice */
+#define TLBRACE_CLOSE_FORCED_ALL	3 /* everything: its wait timed out or could not be */
+/* tlbrace_inject: what, what the point did to the passing task */
+#define TLBRACE_TRACE_INJ_FIRE		0 /* an arm matched and fired */
+#define TLBRACE_TRACE_INJ_PARKED	1 /* the task parks */
+#define TLBRACE_TRACE_INJ_RELEASED	2 /* ... and was released */
+#define TLBRACE_TRACE_INJ_TIMEOUT	3 /* ... and its park timed out */
+#define TLBRACE_TRACE_INJ_SIGNAL	4 /* ... and a signal ended it */
+#define TLBRACE_TRACE_INJ_REFUSED	5 /* a park or delay was refused */
+/* tlbrace_fill: flags */
+#define TLBRACE_FILL_WRITABLE		(1U << 0)
+#define TLBRACE_FILL_FROM_DPT		(1U << 1) /* a dTLB miss the dPT served */
+
 /* tlbrace_inject.flags */
 #define TLBRACE_INJECT_ANY_TASK		(1U << 0) /* callback points: any user task */
 

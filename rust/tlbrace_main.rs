@@ -31,6 +31,7 @@ mod mmu;
 mod requester;
 mod staleness;
 mod stats;
+mod trace;
 mod tracker;
 mod translation;
 mod uapi;
