@@ -116,9 +116,12 @@ static inline int run_cell(int fd, const struct scenario *s, int n, struct cell 
 	for (int i = 0; i < n; i++) {
 		struct verdict v;
 		int err = dev_flush(fd, TLBRACE_FLUSH_DPT);
+		static const char *const kinds[] = { "VIOLATION", "correct", "invalid", "ERROR" };
 
 		/* A fresh device each time: "none" keeps stale entries. */
+		mark("iteration %d: %s", i, s->name);
 		v = err ? verdict_why(V_ERROR, "FLUSH: %s", strerror(err)) : s->run(fd);
+		mark("verdict: %s%s%s", kinds[v.kind], *v.why ? ": " : "", v.why);
 		c->iterations++;
 		switch (v.kind) {
 		case V_ERROR:

@@ -102,6 +102,29 @@ struct scenario {
 #define PARK_TIMEOUT_MS	5000
 #define WAIT_MS		5000
 
+/*
+ * The steps of a scenario, written into the kernel's trace buffer as
+ * tracing_mark_write events while `tlbrace trace` records it (the fd of
+ * tracefs's trace_marker), so that the trace shows what user space did
+ * between the kernel's and the device's events.  -1: marks cost nothing.
+ */
+static int trace_marker_fd = -1;
+
+static inline void __attribute__((format(printf, 1, 2))) mark(const char *fmt, ...)
+{
+	char buf[256];
+	va_list ap;
+	int n;
+
+	if (trace_marker_fd < 0)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n > 0 && write(trace_marker_fd, buf, n < (int)sizeof(buf) ? n : (int)sizeof(buf) - 1) < 0)
+		trace_marker_fd = -1;	/* tracing went away: stop marking */
+}
+
 static inline double now_us(void)
 {
 	struct timespec ts;
@@ -241,8 +264,10 @@ static inline void *cpu_write(void *arg)
 {
 	struct writer *w = arg;
 
+	mark("CPU writes %#llx: COW fault", (unsigned long long)w->value);
 	*w->p = w->value;
 	w->done = 1;
+	mark("CPU write of %#llx returned", (unsigned long long)w->value);
 	return NULL;
 }
 
@@ -277,6 +302,7 @@ static inline struct verdict scenario_cow(int fd)
 		ret = verdict_why(V_ERROR, "mmap: %s", strerror(errno));
 		goto out;
 	}
+	mark("device reads the file page (fill)");
 	err = dev_read(fd, w.p, &v, NULL);
 	if (err || v != a) {
 		ret = verdict_why(V_ERROR, "fill read: %s, value %#llx, file holds %#llx",
@@ -295,8 +321,12 @@ static inline struct verdict scenario_cow(int fd)
 	}
 	parked = inj_wait_parked(fd, 0, 1, WAIT_MS) == 0;
 	if (parked) {
+		mark("COW parked at range_end; CPU writes %#llx to the new page",
+		     (unsigned long long)c);
 		*w.p = c;
+		mark("device reads the page");
 		err = read_past_park(fd, w.p, &r);
+		mark("device read %#llx (error %d)", (unsigned long long)r.value, r.err);
 	}
 	inj_release(fd, 0);
 	pthread_join(t, NULL);
@@ -580,6 +610,7 @@ out:
 /* ---- 2. Concurrent MADV_DONTNEED on overlapping ranges (seeds 001, 003) - */
 
 struct zap {
+	const char *who;
 	volatile char *p;
 	size_t len;
 	volatile int done;
@@ -589,8 +620,11 @@ static inline void *zap_range(void *arg)
 {
 	struct zap *z = arg;
 
+	mark("%s: madvise(MADV_DONTNEED) %#lx-%#lx", z->who, (unsigned long)z->p,
+	     (unsigned long)z->p + z->len);
 	madvise((void *)z->p, z->len, MADV_DONTNEED);
 	z->done = 1;
+	mark("%s: madvise returned", z->who);
 	return NULL;
 }
 
@@ -611,7 +645,7 @@ static inline struct verdict overlapping_dontneed_from(int fd, int b_first)
 {
 	volatile char *buf = mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE,
 				  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	struct zap a = { .len = 2 * PAGE }, b = { .len = 2 * PAGE };
+	struct zap a = { .who = "A", .len = 2 * PAGE }, b = { .who = "B", .len = 2 * PAGE };
 	struct tlbrace_stats st0, st;
 	struct park_read r = { 0 };
 	volatile __u64 *page2;
@@ -626,6 +660,7 @@ static inline struct verdict overlapping_dontneed_from(int fd, int b_first)
 	a.p = buf + PAGE;
 	b.p = buf + b_first * PAGE;
 	page2 = (volatile __u64 *)(buf + 2 * PAGE);
+	mark("device reads pages 1-3 (fill)");
 	for (int i = 1; i < 4; i++) {
 		volatile __u64 *pi = (volatile __u64 *)(buf + i * PAGE);
 
@@ -668,8 +703,11 @@ static inline struct verdict overlapping_dontneed_from(int fd, int b_first)
 		inj_release(fd, 0);
 	pthread_join(tb, NULL);
 	/* B's madvise returned: the device must not see the old page 2. */
-	if (!err)
+	if (!err) {
+		mark("device reads page 2 %#lx", (unsigned long)page2);
 		err = read_past_park(fd, page2, &r);
+		mark("device read %#llx (error %d)", (unsigned long long)r.value, r.err);
+	}
 join_a:
 	inj_release(fd, 0);
 	pthread_join(ta, NULL);
