@@ -20,6 +20,7 @@
 #include <linux/tlbrace.h>
 
 #include "tlbrace_matrix.h"
+#include "tlbrace_tracefs.h"
 
 static const struct {
 	const char *name;
@@ -42,6 +43,13 @@ static const char help[] =
 "                            run one seed race and print the verdict with its\n"
 "                            evidence (what the CPU and the device saw), the hit\n"
 "                            rate and the time to the first hit\n"
+"  trace SCENARIO [-c CONTRACT | -t TRACKER] [-n ITERS] [-o FILE]\n"
+"                            race (default: 1 iteration) with the kernel's\n"
+"                            tracing on, in a trace instance of its own: the\n"
+"                            device's events (tlbrace:*), the CPUs' TLB flushes\n"
+"                            (tlb:tlb_flush) and the scenario's steps go to FILE\n"
+"                            (default tlbrace-trace.txt); on the host,\n"
+"                            scripts/trace-timeline.py FILE OUT.svg draws it\n"
 "  matrix [-n ITERS] [-s SCENARIO] [-c CONTRACT]\n"
 "                            every scenario under every contract (or those named)\n"
 "  stats [PID]               the statistics of every open device (or PID's), from\n"
@@ -51,7 +59,8 @@ static const char help[] =
 "  -c, --contract C   sync, deferred-end, sva, none, batched/naive, batched/counter,\n"
 "                     batched/ranges, batched/ranges-wait, batched/ranges-full\n"
 "  -t, --tracker T    the batched contract with tracker T (naive, counter, ranges, ...)\n"
-"  -n, --iters N      iterations per cell (default 100)\n"
+"  -n, --iters N      iterations per cell (default 100; trace: 1)\n"
+"  -o, --output FILE  trace: where the trace goes\n"
 "  -s, --scenario S   only this scenario (matrix)\n"
 "  -h, --help         this text\n"
 "\n"
@@ -212,7 +221,8 @@ static int cell(const struct scenario *s, int v, int n, bool verbose)
 struct options {
 	const char *scenario;
 	int contract;	/* -1: every one */
-	int iters;
+	int iters;	/* 0: not given */
+	const char *output;
 };
 
 static int parse(int argc, char **argv, struct options *o)
@@ -222,6 +232,7 @@ static int parse(int argc, char **argv, struct options *o)
 		{ "tracker", required_argument, NULL, 't' },
 		{ "iters", required_argument, NULL, 'n' },
 		{ "scenario", required_argument, NULL, 's' },
+		{ "output", required_argument, NULL, 'o' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -229,8 +240,8 @@ static int parse(int argc, char **argv, struct options *o)
 	int opt;
 	long n;
 
-	*o = (struct options){ .contract = -1, .iters = 100 };
-	while ((opt = getopt_long(argc, argv, "c:t:n:s:h", longopts, NULL)) != -1) {
+	*o = (struct options){ .contract = -1 };
+	while ((opt = getopt_long(argc, argv, "c:t:n:s:o:h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
 		case 't':
@@ -253,6 +264,9 @@ static int parse(int argc, char **argv, struct options *o)
 		case 's':
 			o->scenario = optarg;
 			break;
+		case 'o':
+			o->output = optarg;
+			break;
 		case 'h':
 			fputs(help, stdout);
 			exit(0);
@@ -274,7 +288,7 @@ static int cmd_race(int argc, char **argv)
 
 	if (err)
 		return err;
-	if (optind != argc - 1 || o.scenario)
+	if (optind != argc - 1 || o.scenario || o.output)
 		return usage();
 	o.scenario = argv[optind];
 	if (!scenario_by_name(o.scenario)) {
@@ -283,8 +297,8 @@ static int cmd_race(int argc, char **argv)
 	}
 	if (break_cow())
 		return 2;
-	return cell(scenario_by_name(o.scenario), o.contract < 0 ? SYNC : o.contract, o.iters,
-		    true);
+	return cell(scenario_by_name(o.scenario), o.contract < 0 ? SYNC : o.contract,
+		    o.iters ?: 100, true);
 }
 
 static int cmd_matrix(int argc, char **argv)
@@ -294,7 +308,7 @@ static int cmd_matrix(int argc, char **argv)
 
 	if (err)
 		return err;
-	if (optind != argc)
+	if (optind != argc || o.output)
 		return usage();
 	if (break_cow())
 		return 2;
@@ -306,12 +320,98 @@ static int cmd_matrix(int argc, char **argv)
 		for (int v = 0; v < NR_CONTRACTS; v++) {
 			if (o.contract >= 0 && v != o.contract)
 				continue;
-			err = cell(&matrix[i], v, o.iters, false);
+			err = cell(&matrix[i], v, o.iters ?: 100, false);
 			if (err == 2)
 				return 2;
 			rc |= err;
 		}
 	}
+	return rc;
+}
+
+/* ---- tlbrace trace ---------------------------------------------------- */
+
+/*
+ * Copies the instance's trace to out; counts the lines of the device's
+ * events, the TLB flushes and the marks.
+ */
+static int save_trace(const char *inst, const char *out, int counts[3])
+{
+	char path[512], line[1024];
+	FILE *in, *f;
+	int err = 0;
+
+	snprintf(path, sizeof(path), "%s/trace", inst);
+	in = fopen(path, "re");
+	f = fopen(out, "we");
+	if (!in || !f) {
+		err = errno;
+		fprintf(stderr, "tlbrace: %s: %s\n", in ? out : path, strerror(err));
+	}
+	while (!err && fgets(line, sizeof(line), in)) {
+		counts[0] += !!strstr(line, ": tlbrace_");
+		counts[1] += !!strstr(line, ": tlb_flush:");
+		counts[2] += !!strstr(line, ": tracing_mark_write:");
+		if (fputs(line, f) == EOF)
+			err = errno;
+	}
+	if (f && fclose(f) && !err)
+		err = errno;
+	if (in)
+		fclose(in);
+	if (err)
+		fprintf(stderr, "tlbrace: writing %s: %s\n", out, strerror(err));
+	return err;
+}
+
+/*
+ * Runs one cell with tracing on in a trace instance of its own (the global
+ * buffer and other users' events are left alone), saves the trace and
+ * removes the instance.
+ */
+static int cmd_trace(int argc, char **argv)
+{
+	const struct scenario *s;
+	int counts[3] = { 0 }, rc, err;
+	struct options o;
+	char inst[256];
+
+	err = parse(argc, argv, &o);
+	if (err)
+		return err;
+	if (optind != argc - 1 || o.scenario)
+		return usage();
+	s = scenario_by_name(argv[optind]);
+	if (!s) {
+		fprintf(stderr, "tlbrace: no scenario %s (see tlbrace list)\n", argv[optind]);
+		return 2;
+	}
+	if (!o.output)
+		o.output = "tlbrace-trace.txt";
+	if (break_cow() || tracefs_instance(inst, sizeof(inst), "trace"))
+		return 2;
+	trace_marker_fd = tracefs_marker(inst);
+	if (trace_marker_fd < 0) {
+		tracefs_instance_remove(inst);
+		return 2;
+	}
+	rc = cell(s, o.contract < 0 ? SYNC : o.contract, o.iters ?: 1, true);
+	tracefs_put(inst, "tracing_on", "0");
+	close(trace_marker_fd);
+	trace_marker_fd = -1;
+	if (save_trace(inst, o.output, counts)) {
+		rc = 2;
+	} else if (!counts[0]) {
+		fprintf(stderr, "tlbrace: the trace holds no tlbrace event\n");
+		rc = 2;
+	} else {
+		printf("trace      %s: %d device events, %d TLB flushes, %d marks\n", o.output,
+		       counts[0], counts[1], counts[2]);
+		printf("picture    scripts/trace-timeline.py %s OUT.svg (on the host)\n",
+		       o.output);
+	}
+	if (tracefs_instance_remove(inst))
+		rc = 2;
 	return rc;
 }
 
@@ -374,6 +474,8 @@ int main(int argc, char **argv)
 		return cmd_race(argc - 1, argv + 1);
 	if (!strcmp(cmd, "matrix"))
 		return cmd_matrix(argc - 1, argv + 1);
+	if (!strcmp(cmd, "trace"))
+		return cmd_trace(argc - 1, argv + 1);
 	if (!strcmp(cmd, "stats"))
 		return cmd_stats(argc - 1, argv + 1);
 	return usage();

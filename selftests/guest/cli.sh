@@ -3,14 +3,15 @@
 #
 # The command-line tool as a user runs it: each seed race reproduced from
 # the shell (`tlbrace race`) under a contract the matrix calls unsafe, and
-# not under sync; `tlbrace matrix` of one scenario; `tlbrace stats`.  A case
+# not under sync; `tlbrace matrix` of one scenario; `tlbrace stats`; `tlbrace
+# trace` and the interleaving its trace shows.  A case
 # passes when the tool's exit status and its printed verdict are what the
 # matrix expects.
 cd "$(dirname "$0")" || exit 1
 n=${TLBRACE_CLI_ITERS:-20}
 t=0
 echo "TAP version 13"
-echo "1..15"
+echo "1..19"
 
 check() {	# check DESCRIPTION EXPECTED-RC PATTERN COMMAND...
 	desc=$1 want=$2 pat=$3
@@ -41,3 +42,41 @@ check "race with an unknown tracker is refused" 2 "no contract batched/bogus" \
 	./tlbrace race cow_stale_read -t bogus
 check "stats shows an open device" 0 "^contract: sync" \
 	sh -c 'exec 3</dev/tlbrace; ./tlbrace stats $$'
+
+# tlbrace trace: the race's interleaving as the trace records it.  Under
+# naive: gather A is parked; gather B (from page 2) closes flushing only what
+# it cleared; B's madvise returns; then the device's read of page 2 is a
+# stale access to that address; only after that is A released.
+naive_interleaving() {	# naive_interleaving TRACE
+	awk '
+	NR == FNR { if (/tracing_mark_write: device reads page 2 /) page2 = $NF; next }
+	/tlbrace_inject: .* parked / && !parked { parked = FNR }
+	/tlbrace_inject: .* released / && !released { released = FNR }
+	/tlbrace_gather_close: / && index($0, " start=" page2 " ") && /flush=cleared/ { b_close = FNR }
+	/tracing_mark_write: B: madvise returned/ { b_ret = FNR }
+	/tlbrace_stale: / && index($0, " addr=" page2 " ") && !stale { stale = FNR }
+	END {
+		printf "# lines: A parked %d, B closed %d, B returned %d, stale read of page 2 (%s) %d, A released %d\n",
+		       parked, b_close, b_ret, page2, stale, released
+		exit !(page2 != "" && parked && parked < b_close && b_close < b_ret &&
+		       b_ret < stale && stale < released)
+	}' "$1" "$1"
+}
+# Under ranges-wait, B's close waits for A instead: no stale access at all.
+trace_ranges_wait() {
+	./tlbrace trace overlapping_dontneed -t ranges-wait -o /tmp/cli-rw.txt || return
+	if grep -q "tlbrace_gather_close: .* waited=1 " /tmp/cli-rw.txt &&
+		! grep -q "tlbrace_stale: " /tmp/cli-rw.txt; then
+		echo "trace: a close waited, no stale access"
+	else
+		echo "trace: no close waited, or a stale access"
+		return 1
+	fi
+}
+check "trace overlapping_dontneed -t naive: UNSAFE, traced" 0 "^trace      /tmp/cli-naive.txt: [1-9]" \
+	./tlbrace trace overlapping_dontneed -t naive -o /tmp/cli-naive.txt
+check "trace -t naive: stale read of page 2 after B returned, inside A's park" 0 "stale read" \
+	naive_interleaving /tmp/cli-naive.txt
+check "trace -t ranges-wait: safe; B's close waited, no stale access" 0 \
+	"a close waited, no stale access" trace_ranges_wait
+check "trace of an unknown scenario is refused" 2 "no scenario bogus" ./tlbrace trace bogus
