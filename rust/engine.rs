@@ -244,16 +244,19 @@ impl Device {
             t.stale.get_or_insert(event);
         }
         let mut outcome = outcome;
+        let mut stale = None;
         if let Some(event) = t.stale {
             outcome |= uapi::TLBRACE_OUT_STALE;
             let vpn = addr >> PAGE_SHIFT;
-            if truth.open_overlapping(vpn, vpn + 1) > 0 {
+            let early = truth.open_overlapping(vpn, vpn + 1) > 0;
+            if early {
                 self.stats.inc(Counter::StaleEarly);
             } else {
                 self.stats.stale(addr, event, op.writes());
             }
+            stale = Some((event, early));
         }
-        trace::access(self.id, addr, op.writes(), value, outcome, t.stale);
+        trace::access(self.id, addr, op.writes(), value, outcome, stale);
         Access { value, outcome }
     }
 

@@ -70,24 +70,31 @@ TRACE_EVENT(tlbrace_access,
 				{ TLBRACE_OUT_STALE, "stale" }))
 );
 
+/*
+ * early: the invalidation was still in progress (between its range_start
+ * and range_end), where a device may legitimately still use the old entry.
+ */
 TRACE_EVENT(tlbrace_stale,
-	TP_PROTO(u32 dev, u64 addr, u32 write, u32 event),
-	TP_ARGS(dev, addr, write, event),
+	TP_PROTO(u32 dev, u64 addr, u32 write, u32 event, u32 early),
+	TP_ARGS(dev, addr, write, event, early),
 	TP_STRUCT__entry(
 		__field(u32, dev)
 		__field(u32, write)
 		__field(u64, addr)
 		__field(u32, event)
+		__field(u32, early)
 	),
 	TP_fast_assign(
 		__entry->dev = dev;
 		__entry->write = write;
 		__entry->addr = addr;
 		__entry->event = event;
+		__entry->early = early;
 	),
-	TP_printk("dev=%u addr=0x%llx %s through a translation the %s invalidation removed",
+	TP_printk("dev=%u addr=0x%llx %s through a translation the %s invalidation %s",
 		  __entry->dev, __entry->addr, __entry->write ? "write" : "read",
-		  tlbrace_show_event(__entry->event))
+		  tlbrace_show_event(__entry->event),
+		  __entry->early ? "is removing (early)" : "removed")
 );
 
 TRACE_EVENT(tlbrace_notifier,

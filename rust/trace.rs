@@ -26,7 +26,7 @@ declare_module_trace! {
     unsafe {
         fn tlbrace_fill(dev: u32, addr: u64, pfn: u64, flags: u32);
         fn tlbrace_access(dev: u32, addr: u64, write: u32, value: u64, outcome: u32);
-        fn tlbrace_stale(dev: u32, addr: u64, write: u32, event: u32);
+        fn tlbrace_stale(dev: u32, addr: u64, write: u32, event: u32, early: u32);
         fn tlbrace_notifier(dev: u32, cb: u32, start: u64, end: u64, event: u32, dropped: u32);
         fn tlbrace_gather_open(dev: u32, id: u64, start: u64, end: u64, cleared: u32);
         fn tlbrace_gather_close(
@@ -95,20 +95,27 @@ pub(crate) fn fill(dev: u32, vpn: Vpn, t: &Translation, from_dpt: bool) {
     }
 }
 
-/// Device `dev` accessed the word at `addr` (`TLBRACE_OUT_*` in `outcome`);
-/// a stale access is also a [`tlbrace_stale`] event, naming the invalidation
-/// that should have removed the translation.
+/// Device `dev` accessed the word at `addr` (`TLBRACE_OUT_*` in `outcome`).
+/// A stale access (`stale`: the invalidation that should have removed the
+/// translation, and whether it is still in progress) is also a
+/// `tlbrace_stale` event.
 pub(crate) fn access(
     dev: u32,
     addr: usize,
     write: bool,
     value: u64,
     outcome: u32,
-    stale: Option<Event>,
+    stale: Option<(Event, bool)>,
 ) {
     tlbrace_access(dev, addr as u64, u32::from(write), value, outcome);
-    if let Some(event) = stale {
-        tlbrace_stale(dev, addr as u64, u32::from(write), event as u32);
+    if let Some((event, early)) = stale {
+        tlbrace_stale(
+            dev,
+            addr as u64,
+            u32::from(write),
+            event as u32,
+            u32::from(early),
+        );
     }
 }
 

@@ -59,7 +59,7 @@ static char *slurp(const char *path)
 TEST(events_are_listed_with_their_fields)
 {
 	static const char *const fields[] = {
-		"u64 addr;", "u64 value;", "u32 event;", "u32 dropped;", "u32 cleared;",
+		"u64 addr;", "u64 value;", "u32 early;", "u32 dropped;", "u32 cleared;",
 		"u32 decision;", "u32 what;",
 	};
 
@@ -186,7 +186,8 @@ static void stale_read_traced(struct __test_metadata *_metadata, int fd,
 		ASSERT_NE(NULL, stale) TH_LOG("no stale event in:\n%s", trace);
 		EXPECT_TRUE(start && stale > start) TH_LOG("stale access before the range_start");
 		EXPECT_NE(NULL, strstr(stale, want)) TH_LOG("%s", trace);
-		EXPECT_NE(NULL, strstr(stale, "the clear invalidation")) TH_LOG("%s", trace);
+		EXPECT_NE(NULL, strstr(stale, "the clear invalidation removed"))
+			TH_LOG("%s", trace);
 		EXPECT_TRUE(outcome & TLBRACE_OUT_STALE);
 	} else {
 		EXPECT_EQ(NULL, stale) TH_LOG("stale event under sync:\n%s", trace);
