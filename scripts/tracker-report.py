@@ -81,9 +81,8 @@ def main():
                 k = (t, "disjoint", n)
                 vals += [med(k, "full_per_1k"), med(k, "ops_per_s")] if k in groups else ["?", "?"]
             f.write(f"{t} " + " ".join(str(v) for v in vals) + "\n")
-    script = f"""
-set terminal png size 1000,420
-set output '{out}/trackers.png'
+    # PNG to look at, SVG for Documentation/ (text, and Sphinx shows it).
+    plot = f"""
 set multiplot layout 1,2 title 'batched contract, disjoint ranges (medians of rounds)'
 set xlabel 'threads'
 set xtics ({', '.join(str(t) for t in threads)})
@@ -94,9 +93,12 @@ set ylabel 'zaps per second'
 plot {', '.join(f"'{dat}' using 1:{3 + 2 * i} with linespoints title '{n}'" for i, n in enumerate(names))}
 unset multiplot
 """
+    script = (f"set terminal png size 1000,420\nset output '{out}/trackers.png'\n{plot}"
+              f"set terminal svg size 1000,420 dynamic\nset output '{out}/trackers.svg'\n{plot}")
     try:
         subprocess.run(["gnuplot"], input=script, text=True, check=True)
-        print(f"trackers: {out}/trackers.csv, {out}/trackers.txt, {out}/trackers.png")
+        print(f"trackers: {out}/trackers.csv, {out}/trackers.txt, {out}/trackers.png, "
+              f"{out}/trackers.svg")
     except (OSError, subprocess.CalledProcessError) as e:
         print(f"trackers: plot not made ({e}); run make deps for gnuplot")
     return 0
