@@ -63,10 +63,6 @@ class Event:
         self.kv = dict(t.split("=", 1) for t in tokens if "=" in t)
         self.words = [t for t in tokens if "=" not in t]
 
-    @property
-    def who(self):
-        return f"{self.task}-{self.pid}"
-
 
 def parse_line(line, seq=0):
     """The Event of an event line, or None if it is not a well-formed one."""
@@ -120,12 +116,15 @@ class Item:
 
 
 def span(kv):
-    """[start,end) in hex with its page count, which is what a race is about."""
+    """[start,end) in hex with its page count, which is what a race is about;
+    an end of ~0 (release, the whole address space) is shown as such."""
     try:
-        pages = (int(kv["end"], 16) - int(kv["start"], 16)) // 4096
+        start, end = int(kv["start"], 16), int(kv["end"], 16)
     except ValueError:
         return f"[{kv['start']},{kv['end']})"
-    return f"[{kv['start']},{kv['end']}) {pages}p"
+    if end >= 1 << 63:
+        return f"[{kv['start']},~0)"
+    return f"[{kv['start']},{kv['end']}) {(end - start) // 4096}p"
 
 
 def items_of(events):
@@ -149,7 +148,8 @@ def items_of(events):
             items.append(Item("stale", e, label, COLOR["stale"]))
         elif e.name == "tlbrace_notifier":
             dropped = f" dropped={kv['dropped']}" if kv["dropped"] != "0" else ""
-            label = f"{w[0]} {kv['event']} {span(kv)}{dropped}"
+            event = f" {kv['event']}" if kv["event"] != w[0] else ""
+            label = f"{w[0]}{event} {span(kv)}{dropped}"
             items.append(Item("notifier", e, label, COLOR["notifier"]))
         elif e.name == "tlbrace_gather_open":
             gathers.setdefault((kv["dev"], kv["gather"]), []).append(e)
@@ -185,7 +185,7 @@ def items_of(events):
     items += [Item("park", e, f"parked at {e.kv['point']}: open", COLOR["park"],
                    end=t_last, is_open=True) for e in parks.values()]
     for it in items:
-        it.label += f" · {it.ev.who}"
+        it.label += f" · {it.ev.task}-{it.ev.pid}"
     return items
 
 
@@ -373,9 +373,9 @@ def draw_legend(ev, x, y):
                       ("parked", "park"), ("injection", "inject"), ("tlb_flush", "tlb_flush"),
                       ("marker", "marker")]:
         if key in ("gather", "park"):
-            fill = "url(#hatch)" if key == "park" else COLOR[key]
+            fill, stroke = ("url(#hatch)", "#444") if key == "park" else (COLOR[key], "#4a90c8")
             out.append(f'<rect x="{x - 6}" y="{y - 5}" width="14" height="10" fill="{fill}" '
-                       f'stroke="#4a90c8"/>')
+                       f'stroke="{stroke}"/>')
         else:
             out.append(glyph(Item("access" if key == "hit" else key, ev, "", COLOR[key]), x, y))
         out.append(text(x + 12, y + 3, name, "#000"))
