@@ -120,12 +120,17 @@ class Sample(unittest.TestCase):
         self.assertIn("gather 2: flush=cleared flushed=1", labels)
 
     def test_bars_are_in_the_lane_where_they_began(self):
-        lanes = {texts(l): l.find(SVG + "rect") for l in of_kind(self.root, "lane")}
-        for el in of_kind(self.root, "gather") + of_kind(self.root, "park"):
-            lane = lanes["CPU 0" if "[000]" in title(el).splitlines()[0] else "CPU 1"]
-            y = float(el.find(SVG + "rect").get("y"))
-            top = float(lane.get("y"))
-            self.assertTrue(top <= y < top + float(lane.get("height")), title(el))
+        # Also a gather whose task migrated from CPU 0 to CPU 1 before closing.
+        moved = (ev(50.0, "tlbrace_gather_open: dev=1 gather=7 start=0x1000 end=0x2000 cleared=1",
+                    cpu=0)
+                 + ev(50.001, "tlbrace_gather_close: dev=1 gather=7 start=0x1000 end=0x2000 "
+                              "flush=cleared waited=0 flushed=1"))
+        for root in (self.root, render(moved)[0]):
+            lanes = {texts(l): l.find(SVG + "rect") for l in of_kind(root, "lane")}
+            for el in of_kind(root, "gather") + of_kind(root, "park"):
+                lane = lanes["CPU 0" if "[000]" in title(el).splitlines()[0] else "CPU 1"]
+                y, top = float(el.find(SVG + "rect").get("y")), float(lane.get("y"))
+                self.assertTrue(top <= y < top + float(lane.get("height")), title(el))
 
     def test_one_parked_interval(self):
         park = of_kind(self.root, "park")
@@ -167,6 +172,22 @@ class Sample(unittest.TestCase):
 
     def test_deterministic(self):
         self.assertEqual(render(SAMPLE)[1], self.svg)
+        # Across processes too, whatever the seed of str hashes.
+        text = SAMPLE + "".join(ev(41.9, f"{name}: x") for name in [
+            "sched_switch", "sched_wakeup", "irq_handler_entry", "softirq_raise",
+            "workqueue_execute_start", "mm_page_alloc"])
+        outs = set()
+        with tempfile.TemporaryDirectory() as d:
+            src = os.path.join(d, "trace.txt")
+            with open(src, "w") as f:
+                f.write(text)
+            for seed in range(4):
+                out = os.path.join(d, f"{seed}.svg")
+                subprocess.run([sys.executable, SCRIPT, src, out], check=True, capture_output=True,
+                               env=dict(os.environ, PYTHONHASHSEED=str(seed)), timeout=60)
+                with open(out) as f:
+                    outs.add(f.read())
+        self.assertEqual(len(outs), 1)
 
 
 def label_rows(root, kinds):
@@ -245,6 +266,24 @@ class Parsing(unittest.TestCase):
         _, svg, trace = render(SAMPLE + other)
         self.assertEqual(len(trace["events"]), 16)
         self.assertIn("<!-- ignored events: sched_switch: 2 -->", svg)
+
+    def test_notifier_labels_show_the_range(self):
+        root, _, _ = render(
+            ev(1.0, "tlbrace_notifier: dev=1 range_start start=0x7f0000001000 end=0x7f0000003000 "
+                    "event=unmap dropped=0")
+            + ev(1.1, "tlbrace_notifier: dev=1 release start=0x0 end=0xffffffffffffffff "
+                      "event=release dropped=3"))
+        labels = [texts(n) for n in of_kind(root, "notifier")]
+        self.assertIn("range_start unmap [0x7f0000001000,0x7f0000003000) 2p", labels[0])
+        self.assertIn("release [0x0,~0) dropped=3", labels[1])
+
+    def test_task_switch_flushes_are_dropped(self):
+        root, _, _ = render(ev(1.0, "tlbrace_fill: dev=1 addr=0x1000 pfn=0x1 rw from=dpt")
+                            + ev(1.0001, "tlb_flush: pages:0 reason:task switch (0)")
+                            + ev(1.0002, "tlb_flush: pages:-1 reason:remote shootdown (1)"))
+        flushes = of_kind(root, "tlb_flush")
+        self.assertEqual(len(flushes), 1)
+        self.assertIn("tlb_flush all remote shootdown", texts(flushes[0]))
 
     def test_short_trace_in_microseconds(self):
         root, _, _ = render(ev(1.0, "tlbrace_fill: dev=1 addr=0x1000 pfn=0x1 rw from=dpt")
