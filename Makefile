@@ -209,6 +209,7 @@ check: check-harness initramfs
 # The host side of the harness checks itself first (a second, no VM).
 check-harness:
 	@python3 scripts/test-tap-summary.py
+	@python3 scripts/test-trace-timeline.py
 
 demo: initramfs
 	@$(VM) demo
