@@ -277,6 +277,17 @@ class Parsing(unittest.TestCase):
         self.assertIn("range_start unmap [0x7f0000001000,0x7f0000003000) 2p", labels[0])
         self.assertIn("release [0x0,~0) dropped=3", labels[1])
 
+    def test_early_stale_access_says_so(self):
+        root, _, _ = render(
+            ev(1.0, "tlbrace_stale: dev=1 addr=0x1000 write through a translation the clear "
+                    "invalidation is removing (early)")
+            + ev(1.1, "tlbrace_stale: dev=1 addr=0x2000 read through a translation the unmap "
+                      "invalidation removed"))
+        labels = [texts(n) for n in of_kind(root, "stale")]
+        self.assertIn("STALE write 0x1000 (clear) early", labels[0])
+        self.assertIn("STALE read 0x2000 (unmap)", labels[1])
+        self.assertNotIn("early", labels[1])
+
     def test_task_switch_flushes_are_dropped(self):
         root, _, _ = render(ev(1.0, "tlbrace_fill: dev=1 addr=0x1000 pfn=0x1 rw from=dpt")
                             + ev(1.0001, "tlb_flush: pages:0 reason:task switch (0)")

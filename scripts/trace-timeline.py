@@ -26,7 +26,8 @@ LINE = re.compile(r"^\s*(?P<task>.+)-(?P<pid>\d+)\s+(?:\(\s*[\d-]+\)\s+)?\[(?P<c
                   r"(?:\S{4,6}\s+)?(?P<ts>\d+(?:\.\d+)?):\s+(?P<name>\w+):\s?(?P<body>.*)$")
 LOST = re.compile(r"^CPU:\d+ \[LOST (\d+) EVENTS\]")
 TLB_FLUSH = re.compile(r"pages:(-?\d+) reason:(.*) \((\d+)\)$")
-STALE_WHY = re.compile(r"through a translation the (\S+) invalidation removed")
+# "removed", or "is removing (early)" while the invalidation is still open.
+STALE_WHY = re.compile(r"through a translation the (\S+) invalidation (removed|is removing)")
 # Keys and one of the bare words each event prints; a line without them was
 # truncated (or is not what this script knows) and is skipped as bad.
 NEED = {
@@ -145,6 +146,8 @@ def items_of(events):
         elif e.name == "tlbrace_stale":
             why = STALE_WHY.search(e.body)
             label = f"STALE {w[0]} {kv['addr']}" + (f" ({why.group(1)})" if why else "")
+            if why and why.group(2) == "is removing":
+                label += " early"
             items.append(Item("stale", e, label, COLOR["stale"]))
         elif e.name == "tlbrace_notifier":
             dropped = f" dropped={kv['dropped']}" if kv["dropped"] != "0" else ""
