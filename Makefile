@@ -27,6 +27,11 @@ $(foreach v,RACE_SAFE_ITERS RACE_UNSAFE_ITERS FUZZ_CALLS,$(if $(shell printf '%s
 FUZZ_SEED ?=
 $(if $(FUZZ_SEED),$(if $(shell printf '%s\n' '$(subst ','\'',$(FUZZ_SEED))' \
 	| grep -Ex '[1-9][0-9]{0,18}|0x[0-9a-fA-F]{1,16}'),,$(error FUZZ_SEED=$(FUZZ_SEED): want a positive integer (decimal, or hex from the fuzzer's output))))
+# make demo: the races it traces and draws, SCENARIO:CONTRACT,... (default:
+# overlapping_dontneed under batched/naive and batched/ranges-wait).
+TRACE ?=
+$(if $(TRACE),$(if $(shell printf '%s\n' '$(subst ','\'',$(TRACE))' \
+	| grep -Ex '[a-z_]+:[a-z/-]+(,[a-z_]+:[a-z/-]+)*'),,$(error TRACE=$(TRACE): want SCENARIO:CONTRACT[,...], e.g. cow_stale_read:deferred-end)))
 # make bench: rounds of the tracker benchmark; BENCH_ONLY=trackers skips the
 # rest, BENCH_ONLY=trackers1 runs only its one-thread part.
 TRACKER_ROUNDS ?= 3
@@ -99,7 +104,8 @@ help:
 	@echo 'Set up and run (everything is installed and built on demand):'
 	@echo '  make check      - build all, boot the test VM, run every test (TAP),'
 	@echo '                    fail on any test failure or kernel splat'
-	@echo '  make demo       - boot the VM, load the module, show what it can do'
+	@echo '  make demo       - boot the VM, load the module, show what it can do;'
+	@echo '                    draws its traced races as build/trace-*.svg'
 	@echo '  make shell      - boot the VM with the module and tests, interactive shell'
 	@echo '  make bench      - run the benchmarks in the VM (ratios; build/bench.txt)'
 	@echo
@@ -133,6 +139,7 @@ help:
 	@echo '  FUZZ_CALLS=$(FUZZ_CALLS) FUZZ_SEED=0x... - ioctls of the fuzzer (tlbrace_fuzz), the seed to replay'
 	@echo '  SUITES=a,b      - run only these guest suites: $(SUITE_LIST)'
 	@echo '  TRACKER_ROUNDS=3 BENCH_ONLY=trackers - make bench: tracker rounds, only trackers'
+	@echo '  TRACE=SCENARIO:CONTRACT,... - make demo: the races it traces and draws'
 	@echo '  CACHE=$(CACHE)'
 	@echo
 	@echo 'Cached kernel: $(KBUILD)'
@@ -192,6 +199,7 @@ initramfs: kdir-vm-check modules selftests
 
 VM = VM_APPEND="kmemleak=$(KMEMLEAK) tlbrace_safe_iters=$(RACE_SAFE_ITERS) tlbrace_unsafe_iters=$(RACE_UNSAFE_ITERS) \
 	tlbrace_fuzz_calls=$(FUZZ_CALLS) $(if $(FUZZ_SEED),tlbrace_fuzz_seed=$(FUZZ_SEED)) \
+	$(if $(TRACE),tlbrace_trace=$(TRACE)) \
 	$(if $(SUITES),tlbrace_suites=$(SUITES))" \
 	VM_ACCEL=$(VM_ACCEL) VM_SMP=$(VM_SMP) VM_MEM=$(VM_MEM) VM_TIMEOUT=$(VM_TIMEOUT) \
 	bash scripts/run-vm.sh $(BZIMAGE) $(INITRAMFS)
@@ -211,8 +219,10 @@ check-harness:
 	@python3 scripts/test-tap-summary.py
 	@python3 scripts/test-trace-timeline.py
 
+# The demo's race traces are drawn as build/trace-*.svg.
 demo: initramfs
 	@$(VM) demo
+	@bash scripts/demo-traces.sh $(OUT)/vm-demo.log $(OUT)
 
 # Ratios of variants measured in one VM run; see Documentation/benchmarks.rst.
 bench: initramfs

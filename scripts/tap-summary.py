@@ -101,7 +101,15 @@ def expected_kunit(src):
 def judge(lines, mode="check", expect=None, kunit=None, out=print, may_skip=None):
     """Judge the guest output; returns (suites, splats, done)."""
     suites, cur, splats, done = [], None, [], False
+    quiet = False
     for line in lines:
+        # A saved trace (demo.sh) is for scripts/demo-traces.sh, not the
+        # terminal; its lines are judged like any other.
+        if line.startswith("# tlbrace-trace-begin"):
+            quiet = True
+        elif line.startswith("# tlbrace-trace-end"):
+            quiet = False
+            continue
         if SPLAT.search(line):
             splats.append(line)
         if line.startswith("# tlbrace-done"):
@@ -122,7 +130,8 @@ def judge(lines, mode="check", expect=None, kunit=None, out=print, may_skip=None
             cur.rc = int(m.group(2))
             cur = None
             continue
-        out(line)
+        if not quiet:
+            out(line)
         if not cur or mode != "check":
             continue
         if line.startswith("Bail out!"):

@@ -186,6 +186,19 @@ class DemoBenchRun(unittest.TestCase):
         self.assertFalse(ok)
         self.assertIn("ran no step", summary)
 
+    def test_saved_trace_is_quiet_but_judged(self):
+        trace = ["# tlbrace-trace-begin t", "# tracer: nop", "  x-1 [000] 1.0: tlbrace_fill: dev=1",
+                 "# tlbrace-trace-end"]
+        lines = suite("load", []) + trace + ["after", "# tlbrace-done"]
+        shown = []
+        ts.judge(lines, "demo", out=shown.append)
+        self.assertNotIn("# tracer: nop", shown)
+        self.assertNotIn("# tlbrace-trace-end", shown)
+        self.assertIn("after", shown)
+        splat = trace[:2] + ["BUG: kernel NULL pointer dereference"] + trace[2:]
+        ok, summary = verdict(suite("load", []) + splat + ["# tlbrace-done"], "demo")
+        self.assertFalse(ok, summary)
+
     def test_failed_step_fails(self):
         lines = suite("load", []) + suite("bench", ["die: mmap"], rc=1) + ["# tlbrace-done"]
         ok, summary = verdict(lines, "bench")
