@@ -246,7 +246,8 @@ impl Mmu {
     }
 
     /// Whether the first two invariants of [`Mmu`] hold.  Walks the whole
-    /// dTLB: for tests and debugging, not for the hot paths.
+    /// dTLB: for the KUnit tests, not for the hot paths.
+    #[cfg(CONFIG_KUNIT)]
     pub(crate) fn check_invariant(&self) -> bool {
         if !self.contract.has_dpt() {
             return self.dpt.len() == 0;

@@ -49,7 +49,9 @@ pub(crate) struct Gather {
 
 impl Gather {
     /// Whether this gather cleared `vpn` from the dPT: it is in its cleared
-    /// set, or in its requested range if the set could not be recorded.
+    /// set, or in its requested range if the set could not be recorded
+    /// (for [`Mmu::check_invariant`]).
+    #[cfg(CONFIG_KUNIT)]
     pub(super) fn cleared_page(&self, vpn: Vpn) -> bool {
         match &self.cleared {
             Some(cleared) => cleared.binary_search(&vpn).is_ok(),
