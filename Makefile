@@ -173,7 +173,8 @@ kdir-vm-check:
 	@LLVM=$(LLVM) bash scripts/check-kdir.sh $(KDIR) vm
 TESTS_KSRC := $(if $(wildcard $(KDIR)/source/Makefile),$(KDIR)/source,$(KDIR))
 MAY_SKIP  := $(if $(wildcard $(KDIR)/lib/test_hmm.ko),,--may-skip "hmm-tests=no lib/test_hmm.ko in KDIR") \
-	$(if $(shell grep -x CONFIG_KUNIT=y $(KDIR)/.config 2>/dev/null),,--may-skip "kunit=KDIR has no CONFIG_KUNIT")
+	$(if $(shell grep -x CONFIG_KUNIT=y $(KDIR)/.config 2>/dev/null),,--may-skip "kunit=KDIR has no CONFIG_KUNIT") \
+	$(if $(shell grep -x CONFIG_EVENT_TRACING=y $(KDIR)/.config 2>/dev/null),,--may-skip "tlbrace_trace=KDIR has no CONFIG_EVENT_TRACING")
 endif
 BZIMAGE    = $(KDIR)/arch/x86/boot/bzImage
 

@@ -63,6 +63,18 @@ hmm_tests() {
 	./hmm-tests
 }
 
+# The trace suite needs the kernel's event tracing (tracefs), which a
+# developer's own kernel may lack (CONFIG_EVENT_TRACING, selected by any
+# tracer or by lockdep): then it is skipped as a whole, with the reason.
+trace_tests() {
+	if ! grep -qw tracefs /proc/filesystems; then
+		echo "TAP version 13"
+		echo "1..0 # SKIP the kernel has no tracefs (CONFIG_EVENT_TRACING)"
+		return 4
+	fi
+	./tlbrace_trace
+}
+
 # The unload: the module stays while any of its files is open (closing a
 # debugfs file after rmmod used to oops in full_proxy_release()), then rmmod
 # succeeds and kmemleak finds nothing left behind since the set-up.
@@ -144,7 +156,7 @@ export TLBRACE_FUZZ_CALLS=${tlbrace_fuzz_calls:-${TLBRACE_FUZZ_CALLS:-50000}}
 
 suite setup setup
 grep -v '^#' suites | while read -r name cmd; do
-	case "$cmd" in ./hmm-tests) cmd=hmm_tests ;; esac
+	case "$cmd" in ./hmm-tests) cmd=hmm_tests ;; ./tlbrace_trace) cmd=trace_tests ;; esac
 	[ -n "$name" ] && suite "$name" $cmd </dev/null
 done
 suite teardown teardown
