@@ -7,7 +7,7 @@
 //!
 //! Each device is named by its id, the `<n>` of its debugfs directory
 //! `<tgid>-<n>`.  Addresses are user virtual addresses in bytes.  A disabled
-//! event costs a static branch.
+//! event costs a static key test (`kernel_ext::tracepoint`).
 
 use kernel::page::PAGE_SHIFT;
 

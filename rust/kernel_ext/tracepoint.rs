@@ -8,7 +8,8 @@
 //! (`TRACE_EVENT()` in one of its C files, compiled with
 //! `CREATE_RUST_TRACE_POINTS`) are not there.  [`declare_module_trace!`]
 //! declares both itself and otherwise does what `declare_trace!` does: a
-//! disabled event costs one static branch, no call into C.
+//! disabled event costs a static key test and no call into C (one patched
+//! branch with `CONFIG_JUMP_LABEL`, a `static_key_count()` call without).
 //!
 //! The functions it makes are safe to call: every argument is a [`Scalar`],
 //! for which any value is valid, and the events only copy them into the ring
@@ -63,14 +64,16 @@ macro_rules! declare_module_trace {
         ::kernel::macros::paste! {
             #[cfg(CONFIG_TRACEPOINTS)]
             // `struct tracepoint` holds a bindgen array type rustc calls not
-            // FFI-safe; Rust only ever takes the static's address.
+            // FFI-safe; Rust only ever takes the static's address.  `mut`, as
+            // in bindgen's output: C writes to it (the key's count, the
+            // probes), so Rust may not assume it immutable.
             #[allow(improper_ctypes)]
             extern "C" {
-                static [<__tracepoint_ $name>]: ::kernel::bindings::tracepoint;
+                static mut [<__tracepoint_ $name>]: ::kernel::bindings::tracepoint;
                 fn [<rust_do_trace_ $name>]($($arg: $ty),*);
             }
 
-            /// Whether the event is enabled (a static branch).
+            /// Whether the event is enabled (a static key test).
             #[inline(always)]
             #[allow(dead_code)]
             $vis fn [<$name _enabled>]() -> bool {
@@ -78,8 +81,10 @@ macro_rules! declare_module_trace {
                 {
                     // SAFETY: `__tracepoint_<name>` is the `struct
                     // tracepoint` the module's C file defines for this event
-                    // (the invocation's promise); its static key may always
-                    // be read.
+                    // (the invocation's promise), so its `key` is a real
+                    // static key.  The macro only takes its address
+                    // (`addr_of!`, no reference to the `static mut`) and
+                    // reads the key the way C does, atomically.
                     unsafe {
                         ::kernel::jump_label::static_branch_unlikely!(
                             [<__tracepoint_ $name>],
