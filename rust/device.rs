@@ -146,9 +146,9 @@ impl MmuNotifier for Arc<Device> {
         if mmu.contract().invalidates_at(Hook::RangeStart) {
             dropped = mmu.invalidate(start, end, &self.stats);
         } else if mmu.contract() == Contract::Batched {
-            self.gather_open(&mut mmu, range.key(), start, end);
+            dropped = self.gather_open(&mut mmu, range.key(), start, end);
         }
-        drop(mmu);
+        // Under the lock: ordered with the device's accesses in the trace.
         trace::notifier(
             self.id,
             Callback::RangeStart,
@@ -157,6 +157,7 @@ impl MmuNotifier for Arc<Device> {
             Some(range.event()),
             dropped,
         );
+        drop(mmu);
         self.inject.pass(self, &site(Point::RangeStartExit, range));
     }
 
@@ -180,7 +181,6 @@ impl MmuNotifier for Arc<Device> {
             mmu = self.gather_close(mmu, range.key(), start, end, range.blockable());
         }
         mmu.truth.end(start, end, range.event());
-        drop(mmu);
         trace::notifier(
             self.id,
             Callback::RangeEnd,
@@ -189,6 +189,7 @@ impl MmuNotifier for Arc<Device> {
             Some(range.event()),
             dropped,
         );
+        drop(mmu);
         // Faults wait for the invalidations covering their page, `ranges-wait`
         // closes for older overlapping gathers: any end may free either.
         self.idle.notify_all();
@@ -221,15 +222,14 @@ impl MmuNotifier for Arc<Device> {
             };
         }
         mmu.cpu_flush(vstart, vend);
-        drop(mmu);
         trace::notifier(self.id, Callback::SecondaryTlbs, start, end, None, dropped);
+        drop(mmu);
     }
 
     fn release(&self) {
         self.stats.inc(Counter::Release);
         let mut mmu = self.mmu.lock();
         let (n, dpt) = mmu.release(&self.stats);
-        drop(mmu);
         trace::notifier(
             self.id,
             Callback::Release,
@@ -238,6 +238,8 @@ impl MmuNotifier for Arc<Device> {
             Some(Event::Release),
             n + dpt.len(),
         );
+        drop(mmu);
+        // The dPT's pages are freed outside the spinlock.
         drop(dpt);
         self.idle.notify_all();
     }

@@ -386,4 +386,40 @@ mod tests {
         drop(mmu);
         Ok(())
     }
+
+    /// A gather with no room left to defer invalidates at once, like
+    /// `sync`, and says how many entries that dropped (the trace's
+    /// `dropped`); a deferred one drops nothing at open.
+    #[test]
+    fn gather_without_room_reports_what_it_dropped() -> Result {
+        let dev = Arc::pin_init(Device::new()?, GFP_KERNEL)?;
+        let geo = Geometry {
+            sets: 8,
+            ways: 2,
+            replacement: Replacement::Lru,
+        };
+        let naive = tracker::from_uapi(uapi::TLBRACE_TRACKER_NAIVE)?;
+        dev.configure(Contract::Batched, geo, naive)?;
+        let key = RangeKey::from_number;
+        let mut p = prepare(2)?;
+        let mut mmu = dev.mmu.lock();
+        fill(&dev, &mut mmu, 0, &mut p)?;
+        fill(&dev, &mut mmu, 1, &mut p)?;
+        assert_eq!(dev.gather_open(&mut mmu, key(0), 0, 1), 0);
+        for i in 1..MAX_GATHERS {
+            assert_eq!(dev.gather_open(&mut mmu, key(i), 100 + i, 101 + i), 0);
+        }
+        // Page 1's dPT and dTLB entries, right away.
+        assert_eq!(dev.gather_open(&mut mmu, key(MAX_GATHERS), 1, 2), 2);
+        assert!(mmu.dpt().get(1).is_none() && mmu.dtlb().peek(1).is_none());
+        assert!(mmu.dtlb().peek(0).is_some());
+        mmu = dev.gather_close(mmu, key(MAX_GATHERS), 1, 2, false);
+        mmu = dev.gather_close(mmu, key(0), 0, 1, false);
+        for i in 1..MAX_GATHERS {
+            mmu = dev.gather_close(mmu, key(i), 100 + i, 101 + i, false);
+        }
+        assert!(mmu.gathers.is_empty() && mmu.dtlb().peek(0).is_none());
+        drop(mmu);
+        Ok(())
+    }
 }

@@ -61,13 +61,13 @@ impl Gather {
 }
 
 impl Device {
-    /// `invalidate_range_start` under `batched`.
-    pub(crate) fn gather_open(&self, mmu: &mut Mmu, key: RangeKey, start: Vpn, end: Vpn) {
+    /// `invalidate_range_start` under `batched`; returns how many
+    /// translations it dropped right away (only when it cannot defer).
+    pub(crate) fn gather_open(&self, mmu: &mut Mmu, key: RangeKey, start: Vpn, end: Vpn) -> usize {
         mmu.inval_seq += 1;
         if mmu.gathers.len() == mmu.gathers.capacity() {
             // No room to defer: behave like `sync` for this one.
-            let _ = mmu.invalidate(start, end, &self.stats);
-            return;
+            return mmu.invalidate(start, end, &self.stats);
         }
         mmu.next_gather += 1;
         let open = Open {
@@ -98,6 +98,7 @@ impl Device {
         };
         // Within capacity (checked above): no allocation under the lock.
         let _ = mmu.gathers.push_within_capacity(g);
+        0
     }
 
     /// `invalidate_range_end` under `batched`; `can_sleep` tells whether a
@@ -133,8 +134,9 @@ impl Device {
                     && open.start < o.open.end
             });
         }
-        let waited = must_wait && !force_all;
-        if waited {
+        // Whether this close slept for older gathers (the trace's `waited`).
+        let mut slept = false;
+        if must_wait && !force_all {
             self.stats.inc(Counter::GatherWaits);
             let mut left = msecs_to_jiffies(WAIT_MS);
             while mmu.tracker.must_wait(&open) {
@@ -142,6 +144,7 @@ impl Device {
                     force_all = true;
                     break;
                 }
+                slept = true;
                 match self.idle.wait_interruptible_timeout(&mut mmu, left) {
                     CondVarTimeoutResult::Woken { jiffies } => left = jiffies,
                     _ => left = 0,
@@ -211,7 +214,7 @@ impl Device {
             }
         }
         self.stats.add(Counter::GatherFlushed, n as u64);
-        trace::gather_close(self.id, &open, decision, waited, n);
+        trace::gather_close(self.id, &open, decision, slept, n);
         // The tracker forgets the gather only after its flush (the stock
         // dec_tlb_flush_pending() comes after the flush).
         mmu.tracker.closed(open);
