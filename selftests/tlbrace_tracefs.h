@@ -25,6 +25,7 @@ static inline int tracefs_put(const char *dir, const char *name, const char *s)
 	int fd, err = 0;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	errno = 0;	/* a short write sets none: EIO then */
 	fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
 	if (fd < 0 || write(fd, s, strlen(s)) != (ssize_t)strlen(s))
 		err = errno ? errno : EIO;
@@ -49,6 +50,14 @@ static inline int tracefs_ready(void)
 	}
 	return 0;
 }
+
+/*
+ * The ring buffer of an instance, per CPU: one iteration of a seed race is
+ * about 60 events, and in the 2-CPU test VM 600 iterations of
+ * overlapping_dontneed fit, 2000 do not: the oldest are overwritten then
+ * (tracefs_lost() tells).  1 MiB per CPU, only while the instance lives.
+ */
+#define TRACEFS_BUFFER_KB	"1024"
 
 /*
  * Creates instances/tlbrace-PID-TAG (its path in inst, of size n) with the
@@ -76,7 +85,7 @@ static inline int tracefs_instance(char *inst, size_t n, const char *tag)
 		err = ENOENT;
 	}
 	if (!err)
-		err = tracefs_put(inst, "buffer_size_kb", "8192");
+		err = tracefs_put(inst, "buffer_size_kb", TRACEFS_BUFFER_KB);
 	if (!err)
 		err = tracefs_put(inst, "events/tlbrace/enable", "1");
 	if (!err && !access(TRACEFS "/events/tlb/tlb_flush", F_OK)) {
@@ -100,6 +109,34 @@ static inline int tracefs_marker(const char *inst)
 	if (fd < 0)
 		fprintf(stderr, "tlbrace: %s: %s\n", path, strerror(errno));
 	return fd;
+}
+
+/*
+ * How many events the instance's buffer overwrote or dropped, over all
+ * CPUs (the "overrun:" and "dropped events:" of per_cpu/cpuN/stats).
+ */
+static inline long tracefs_lost(const char *inst)
+{
+	char path[700], line[128];
+	long lost = 0;
+
+	for (int cpu = 0;; cpu++) {
+		FILE *f;
+
+		snprintf(path, sizeof(path), "%s/per_cpu/cpu%d/stats", inst, cpu);
+		f = fopen(path, "re");
+		if (!f)
+			break;
+		while (fgets(line, sizeof(line), f)) {
+			long n;
+
+			if (sscanf(line, "overrun: %ld", &n) == 1 ||
+			    sscanf(line, "dropped events: %ld", &n) == 1)
+				lost += n;
+		}
+		fclose(f);
+	}
+	return lost;
 }
 
 /* Stops recording and removes the instance (its buffer goes with it). */

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -343,7 +344,8 @@ static int save_trace(const char *inst, const char *out, int counts[3])
 
 	snprintf(path, sizeof(path), "%s/trace", inst);
 	in = fopen(path, "re");
-	f = fopen(out, "we");
+	/* out is truncated only once there is a trace to put in it. */
+	f = in ? fopen(out, "we") : NULL;
 	if (!in || !f) {
 		err = errno;
 		fprintf(stderr, "tlbrace: %s: %s\n", in ? out : path, strerror(err));
@@ -365,16 +367,45 @@ static int save_trace(const char *inst, const char *out, int counts[3])
 }
 
 /*
+ * The instance of a running `tlbrace trace` and its open trace_marker (kept
+ * here too: mark() forgets its copy when a write fails), for the handler.
+ */
+static char trace_inst[256];
+static int trace_marker = -1;
+static pid_t trace_owner;
+
+/*
+ * Ctrl-C (or kill) during a trace: the instance is removed all the same,
+ * with only async-signal-safe calls.  The marker fd is closed first, as an
+ * open file of an instance makes rmdir fail (EBUSY).
+ */
+static void trace_interrupted(int sig)
+{
+	static const char msg[] = "tlbrace: interrupted, trace instance removed\n";
+
+	if (getpid() == trace_owner) {
+		if (trace_marker >= 0)
+			close(trace_marker);
+		if (!rmdir(trace_inst) && write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0)
+			_exit(128 + sig);
+	}
+	_exit(128 + sig);
+}
+
+/*
  * Runs one cell with tracing on in a trace instance of its own (the global
  * buffer and other users' events are left alone), saves the trace and
  * removes the instance.
  */
 static int cmd_trace(int argc, char **argv)
 {
-	const struct scenario *s;
+	struct sigaction sa = { .sa_handler = trace_interrupted };
 	int counts[3] = { 0 }, rc, err;
+	const char *inst = trace_inst;
+	const struct scenario *s;
 	struct options o;
-	char inst[256];
+	sigset_t stop;
+	long lost;
 
 	err = parse(argc, argv, &o);
 	if (err)
@@ -388,17 +419,38 @@ static int cmd_trace(int argc, char **argv)
 	}
 	if (!o.output)
 		o.output = "tlbrace-trace.txt";
-	if (break_cow() || tracefs_instance(inst, sizeof(inst), "trace"))
+	if (break_cow() || tracefs_instance(trace_inst, sizeof(trace_inst), "trace"))
 		return 2;
-	trace_marker_fd = tracefs_marker(inst);
-	if (trace_marker_fd < 0) {
+	trace_owner = getpid();
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGHUP);
+	sa.sa_mask = stop;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	trace_marker = tracefs_marker(inst);
+	if (trace_marker < 0) {
 		tracefs_instance_remove(inst);
 		return 2;
 	}
+	trace_marker_fd = trace_marker;
 	rc = cell(s, o.contract < 0 ? SYNC : o.contract, o.iters ?: 1, true);
+	/*
+	 * From here the trace file is open, which would make the handler's
+	 * rmdir fail: a signal waits until the instance is gone.
+	 */
+	sigprocmask(SIG_BLOCK, &stop, NULL);
 	tracefs_put(inst, "tracing_on", "0");
-	close(trace_marker_fd);
 	trace_marker_fd = -1;
+	close(trace_marker);
+	trace_marker = -1;
+	lost = tracefs_lost(inst);
+	if (lost)
+		fprintf(stderr,
+			"tlbrace: the trace lost its %ld oldest events (buffer %s KiB per CPU): trace fewer iterations (-n)\n",
+			lost, TRACEFS_BUFFER_KB);
 	if (save_trace(inst, o.output, counts)) {
 		rc = 2;
 	} else if (!counts[0]) {
@@ -412,6 +464,7 @@ static int cmd_trace(int argc, char **argv)
 	}
 	if (tracefs_instance_remove(inst))
 		rc = 2;
+	sigprocmask(SIG_UNBLOCK, &stop, NULL);
 	return rc;
 }
 

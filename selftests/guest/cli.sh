@@ -11,7 +11,7 @@ cd "$(dirname "$0")" || exit 1
 n=${TLBRACE_CLI_ITERS:-20}
 t=0
 echo "TAP version 13"
-echo "1..19"
+echo "1..21"
 
 check() {	# check DESCRIPTION EXPECTED-RC PATTERN COMMAND...
 	desc=$1 want=$2 pat=$3
@@ -73,7 +73,36 @@ trace_ranges_wait() {
 		return 1
 	fi
 }
-# A kernel without tracefs (a developer's, see run_tests.sh) skips these three.
+# Ctrl-C in the middle of a long trace: the tool still removes its trace
+# instance (its own SIGINT handler, even though a background job of a
+# script starts with SIGINT ignored) and exits 130.
+trace_interrupted() {
+	inst=/sys/kernel/tracing/instances
+	./tlbrace trace overlapping_dontneed -t naive -n 100000 -o /tmp/cli-int.txt &
+	pid=$!
+	i=0
+	while [ ! -d "$inst/tlbrace-$pid-trace" ] && [ $i -lt 100 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	sleep 1
+	kill -INT $pid
+	i=0
+	while kill -0 $pid 2>/dev/null && [ $i -lt 100 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	kill -KILL $pid 2>/dev/null
+	wait $pid
+	rc=$?
+	if [ -d "$inst/tlbrace-$pid-trace" ]; then
+		echo "interrupted: exit $rc, instance left behind"
+		rmdir "$inst/tlbrace-$pid-trace"
+		return 1
+	fi
+	echo "interrupted: exit $rc, instance removed"
+}
+# A kernel without tracefs (a developer's, see run_tests.sh) skips these five.
 if grep -qw tracefs /proc/filesystems; then
 	check "trace overlapping_dontneed -t naive: UNSAFE, traced" 0 "^trace      /tmp/cli-naive.txt: [1-9]" \
 		./tlbrace trace overlapping_dontneed -t naive -o /tmp/cli-naive.txt
@@ -81,8 +110,15 @@ if grep -qw tracefs /proc/filesystems; then
 		naive_interleaving /tmp/cli-naive.txt
 	check "trace -t ranges-wait: safe; B's close waited, no stale access" 0 \
 		"a close waited, no stale access" trace_ranges_wait
+	check "trace interrupted by SIGINT: exits 130, its instance removed" 0 \
+		"interrupted: exit 130, instance removed" trace_interrupted
+	check "trace of more than its buffer holds says it lost events" 0 \
+		"lost its [1-9][0-9]* oldest events" \
+		./tlbrace trace overlapping_dontneed -t naive -n 2000 -o /tmp/cli-long.txt
+	rm -f /tmp/cli-long.txt /tmp/cli-int.txt
 else
-	for d in "trace -t naive" "trace -t naive: interleaving" "trace -t ranges-wait"; do
+	for d in "trace -t naive" "trace -t naive: interleaving" "trace -t ranges-wait" \
+		"trace interrupted" "trace lost events"; do
 		t=$((t + 1))
 		echo "ok $t $d # SKIP the kernel has no tracefs (CONFIG_EVENT_TRACING)"
 	done
