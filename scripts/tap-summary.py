@@ -116,6 +116,9 @@ def judge(lines, mode="check", expect=None, kunit=None, out=print, may_skip=None
             done = True
             continue
         m = SUITE.match(line)
+        if m or EXIT.match(line):
+            # A trace cut short (its step died) ends with its suite.
+            quiet = False
         if m:
             if cur:
                 cur.fail("no exit marker")

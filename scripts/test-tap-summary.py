@@ -199,6 +199,14 @@ class DemoBenchRun(unittest.TestCase):
         ok, summary = verdict(suite("load", []) + splat + ["# tlbrace-done"], "demo")
         self.assertFalse(ok, summary)
 
+    def test_trace_without_its_end_is_quiet_only_to_its_suite(self):
+        cut = ["# tlbrace-trace-begin t", "# tracer: nop"]
+        lines = suite("demo", cut, rc=1) + suite("bench", ["after"]) + ["# tlbrace-done"]
+        shown = []
+        ts.judge(lines, "demo", out=shown.append)
+        self.assertNotIn("# tracer: nop", shown)
+        self.assertIn("after", shown)
+
     def test_failed_step_fails(self):
         lines = suite("load", []) + suite("bench", ["die: mmap"], rc=1) + ["# tlbrace-done"]
         ok, summary = verdict(lines, "bench")
