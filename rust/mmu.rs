@@ -304,19 +304,25 @@ mod tests {
         Ok(())
     }
 
+    /// 16 dTLB slots: nothing is evicted, so every fill stays in the dTLB.
+    const GEO: Geometry = Geometry {
+        sets: 8,
+        ways: 2,
+        replacement: Replacement::Lru,
+    };
+
+    /// A device under `batched/naive`: a close flushes only what its gather
+    /// cleared, so the dTLB keeps what an older open gather cleared.
+    fn naive_device() -> Result<Arc<Device>> {
+        let dev = Arc::pin_init(Device::new()?, GFP_KERNEL)?;
+        let naive = tracker::from_uapi(uapi::TLBRACE_TRACKER_NAIVE)?;
+        dev.configure(Contract::Batched, GEO, naive)?;
+        Ok(dev)
+    }
+
     #[test]
     fn invariant_holds_through_fills_invalidations_and_gathers() -> Result {
-        let dev = Arc::pin_init(Device::new()?, GFP_KERNEL)?;
-        // 16 slots: nothing is evicted, so every fill stays in the dTLB.
-        let geo = Geometry {
-            sets: 8,
-            ways: 2,
-            replacement: Replacement::Lru,
-        };
-        // `naive`: a close flushes only what its gather cleared, so the
-        // dTLB keeps what an older open gather cleared.
-        let naive = tracker::from_uapi(uapi::TLBRACE_TRACKER_NAIVE)?;
-        dev.configure(Contract::Batched, geo, naive)?;
+        let dev = naive_device()?;
         let key = RangeKey::from_number;
         let mut p = prepare(10)?;
         let mut mmu = dev.mmu.lock();
@@ -377,7 +383,7 @@ mod tests {
         drop(mmu);
         drop(dpt);
         let naive = tracker::from_uapi(uapi::TLBRACE_TRACKER_NAIVE)?;
-        dev.configure(Contract::Sva, geo, naive)?;
+        dev.configure(Contract::Sva, GEO, naive)?;
         let page = Arc::new(UserPage::new_kernel_page()?, GFP_KERNEL)?;
         let mut mmu = dev.mmu.lock();
         let t = translation(&mut mmu, page);
@@ -392,14 +398,7 @@ mod tests {
     /// `dropped`); a deferred one drops nothing at open.
     #[test]
     fn gather_without_room_reports_what_it_dropped() -> Result {
-        let dev = Arc::pin_init(Device::new()?, GFP_KERNEL)?;
-        let geo = Geometry {
-            sets: 8,
-            ways: 2,
-            replacement: Replacement::Lru,
-        };
-        let naive = tracker::from_uapi(uapi::TLBRACE_TRACKER_NAIVE)?;
-        dev.configure(Contract::Batched, geo, naive)?;
+        let dev = naive_device()?;
         let key = RangeKey::from_number;
         let mut p = prepare(2)?;
         let mut mmu = dev.mmu.lock();
