@@ -377,17 +377,29 @@ static pid_t trace_owner;
 /*
  * Ctrl-C (or kill) during a trace: the instance is removed all the same,
  * with only async-signal-safe calls.  The marker fd is closed first, as an
- * open file of an instance makes rmdir fail (EBUSY).
+ * open file of an instance makes rmdir fail (EBUSY); a mark() another
+ * thread is writing right then holds the file until its write returns, so
+ * rmdir is retried for up to a second.
  */
 static void trace_interrupted(int sig)
 {
 	static const char msg[] = "tlbrace: interrupted, trace instance removed\n";
+	const struct timespec ms = { .tv_nsec = 1000000 };
 
 	if (getpid() == trace_owner) {
+		trace_marker_fd = -1;
 		if (trace_marker >= 0)
 			close(trace_marker);
-		if (!rmdir(trace_inst) && write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0)
-			_exit(128 + sig);
+		for (int i = 0; i < 1000; i++) {
+			if (!rmdir(trace_inst)) {
+				if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0)
+					_exit(128 + sig);
+				break;
+			}
+			if (errno != EBUSY)
+				break;
+			nanosleep(&ms, NULL);
+		}
 	}
 	_exit(128 + sig);
 }
