@@ -69,11 +69,16 @@ endif
 SRCTREE   := $(CURDIR)
 OUT       := $(SRCTREE)/build
 KSRC      := $(CACHE)/linux-$(KVER)/src
+# The test kernel's patch series (Documentation/cpu-path.rst), applied in
+# order to a copy of the fetched source named after the series' hash.
+PATCHES   := $(sort $(wildcard $(SRCTREE)/kernel/patches/*.patch))
+PKEY      := $(shell cat /dev/null $(PATCHES) | sha256sum | cut -c1-8)
+KSRC_TEST := $(if $(PATCHES),$(CACHE)/linux-$(KVER)/src-p$(PKEY),$(KSRC))
 # The cached kernel build is keyed by what decides its contents: the config
-# fragments, the toolchain, and RECIPE, bumped when scripts/build-kernel.sh
-# changes what it builds.
+# fragments, the patches, the toolchain, and RECIPE, bumped when
+# scripts/build-kernel.sh changes what it builds.
 RECIPE    := 1
-KEY       := $(shell cat $(FRAGMENTS) | sha256sum | cut -c1-8)-r$(RECIPE)-$(shell \
+KEY       := $(shell cat $(FRAGMENTS) $(PATCHES) | sha256sum | cut -c1-8)-r$(RECIPE)-$(shell \
 		rustc --version 2>/dev/null | awk '{print $$2}')$(LLVM)
 KBUILD    := $(CACHE)/linux-$(KVER)/build-$(KEY)
 export PATH := $(HOME)/.cargo/bin:$(PATH)
@@ -93,7 +98,7 @@ MODULE    := $(SRCTREE)/rust/tlbrace.ko
 INITRAMFS := $(OUT)/initramfs.cpio.gz
 
 .PHONY: all modules deps kernel selftests install-tests initramfs check check-harness demo shell bench \
-	rustfmt rustfmtcheck clippy lint htmldocs rust-analyzer clean distclean help \
+	rustfmt rustfmtcheck clippy lint patchcheck htmldocs rust-analyzer clean distclean help \
 	kdir-check kdir-headers kdir-vm-check
 
 all: modules
@@ -111,7 +116,7 @@ help:
 	@echo
 	@echo 'Pieces:'
 	@echo '  make deps       - install host packages, rust-src and bindgen-cli'
-	@echo '  make kernel     - fetch, configure and build the test kernel (cached)'
+	@echo '  make kernel     - fetch, patch (kernel/patches), configure and build the test kernel (cached)'
 	@echo '  make [modules]  - build rust/tlbrace.ko against KDIR'
 	@echo '  make selftests  - build the static test binaries'
 	@echo '  make install-tests [INSTALL_PATH=dir] - the tests, runner, module and config'
@@ -120,7 +125,8 @@ help:
 	@echo '  make check-harness - test the host side of the harness (no VM)'
 	@echo '  make rustfmt    - format the Rust sources; rustfmtcheck only checks'
 	@echo '  make CLIPPY=1   - build the module with clippy'
-	@echo '  make lint       - rustfmtcheck, clippy (warnings are errors), check-harness, htmldocs'
+	@echo '  make lint       - rustfmtcheck, clippy (warnings are errors), patchcheck, check-harness, htmldocs'
+	@echo '  make patchcheck - checkpatch --strict on the kernel patches (kernel/patches)'
 	@echo '  make htmldocs   - render Documentation/ into build/html (warnings are errors)'
 	@echo '  make rust-analyzer - write rust-project.json for editors (against KDIR)'
 	@echo '  make clean      - remove build outputs from the work tree'
@@ -150,8 +156,11 @@ deps:
 $(KSRC)/.tlbrace-fetched: | deps
 	@KVER=$(KVER) bash scripts/fetch-kernel.sh $(KSRC)
 
-$(KBUILD)/.tlbrace-built: $(KSRC)/.tlbrace-fetched | deps
-	@LLVM=$(LLVM) bash scripts/build-kernel.sh $(KSRC) $(KBUILD) $(FRAGMENTS)
+$(CACHE)/linux-$(KVER)/src-p$(PKEY)/.tlbrace-patched: $(KSRC)/.tlbrace-fetched
+	@bash scripts/patch-kernel.sh $(KSRC) $(KSRC_TEST) $(PATCHES)
+
+$(KBUILD)/.tlbrace-built: $(KSRC_TEST)/$(if $(PATCHES),.tlbrace-patched,.tlbrace-fetched) | deps
+	@LLVM=$(LLVM) bash scripts/build-kernel.sh $(KSRC_TEST) $(KBUILD) $(FRAGMENTS)
 
 kernel: $(KBUILD)/.tlbrace-built
 	@echo "kernel: $(KBUILD)/arch/x86/boot/bzImage"
@@ -162,7 +171,7 @@ kernel: $(KBUILD)/.tlbrace-built
 # run.  Otherwise everything comes from the cached test kernel.
 ifeq ($(OWN_KDIR),)
 kdir-check kdir-headers kdir-vm-check: kernel
-TESTS_KSRC := $(KSRC)
+TESTS_KSRC := $(KSRC_TEST)
 MAY_SKIP  :=
 else
 kdir-check:
@@ -174,7 +183,8 @@ kdir-vm-check:
 TESTS_KSRC := $(if $(wildcard $(KDIR)/source/Makefile),$(KDIR)/source,$(KDIR))
 MAY_SKIP  := $(if $(wildcard $(KDIR)/lib/test_hmm.ko),,--may-skip "hmm-tests=no lib/test_hmm.ko in KDIR") \
 	$(if $(shell grep -x CONFIG_KUNIT=y $(KDIR)/.config 2>/dev/null),,--may-skip "kunit=KDIR has no CONFIG_KUNIT") \
-	$(if $(shell grep -x CONFIG_EVENT_TRACING=y $(KDIR)/.config 2>/dev/null),,--may-skip "tlbrace_trace=KDIR has no CONFIG_EVENT_TRACING")
+	$(if $(shell grep -x CONFIG_EVENT_TRACING=y $(KDIR)/.config 2>/dev/null),,--may-skip "tlbrace_trace=KDIR has no CONFIG_EVENT_TRACING") \
+	$(if $(shell grep -x CONFIG_MMU_GATHER_POLICY=y $(KDIR)/.config 2>/dev/null),,--may-skip "tlbrace_cpu=KDIR has no CONFIG_MMU_GATHER_POLICY (kernel/patches)")
 endif
 BZIMAGE    = $(KDIR)/arch/x86/boot/bzImage
 
@@ -248,9 +258,16 @@ clippy: kdir-check
 	@touch rust/tlbrace_main.rs
 	@$(KMAKE) CLIPPY=1 KRUSTFLAGS=-Dwarnings modules
 
-# What CI runs before the tests: formatting, clippy, the harness's own
-# tests and the documentation build.
-lint: rustfmtcheck clippy check-harness htmldocs
+# What CI runs before the tests: formatting, clippy, the kernel patches'
+# style, the harness's own tests and the documentation build.
+lint: rustfmtcheck clippy patchcheck check-harness htmldocs
+
+# checkpatch --strict on each patch of the series (they apply: the kernel
+# build applies them, and stops on one that does not).
+patchcheck: $(KSRC)/.tlbrace-fetched
+	@for p in $(PATCHES); do \
+		$(KSRC)/scripts/checkpatch.pl --strict --no-tree -q $$p || exit 1; \
+	done; echo "patchcheck: $(words $(PATCHES)) patch(es) checkpatch --strict clean"
 
 htmldocs: | deps
 	@sphinx-build -W --keep-going -q -b html Documentation $(OUT)/html

@@ -10,7 +10,7 @@ BINDGEN_VERSION=${BINDGEN_VERSION:-0.72.1}
 LLVM_SUFFIX=${LLVM_SUFFIX:--19}
 
 PACKAGES=(
-	make gcc libc6-dev flex bison bc libelf-dev libssl-dev cpio rsync xz-utils
+	make git gcc libc6-dev flex bison bc libelf-dev libssl-dev cpio rsync xz-utils
 	"clang${LLVM_SUFFIX}" "lld${LLVM_SUFFIX}" "llvm${LLVM_SUFFIX}" "libclang${LLVM_SUFFIX}-dev"
 	busybox-static qemu-system-x86 python3 ca-certificates gnuplot-nox python3-sphinx
 )
