@@ -82,6 +82,9 @@ impl MiscDevice for TlbraceFile {
         // must not outlive the file.
         let _ = me.dev.inject.disarm(uapi::TLBRACE_ALL_ARMS);
         me.dev.cancel_job();
+        // After the disarm: no gather of the mm stays parked at the hook.
+        #[cfg(CONFIG_MMU_GATHER_POLICY)]
+        crate::cpu_path::detach(&me.dev);
     }
 
     fn ioctl(me: Pin<&TlbraceFile>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
@@ -104,6 +107,7 @@ impl MiscDevice for TlbraceFile {
             uapi::TLBRACE_IOC_INJECT_DISARM => me.inject_disarm(user),
             uapi::TLBRACE_IOC_INJECT_RELEASE => me.inject_release(user),
             uapi::TLBRACE_IOC_INJECT_STATUS => me.inject_status(user),
+            uapi::TLBRACE_IOC_CPU => me.cpu(user),
             _ => return Err(ENOTTY),
         }?;
         Ok(0)
@@ -380,6 +384,35 @@ impl TlbraceFile {
             Ok(())
         })?;
         writer.write(&s)
+    }
+
+    /// The CPU path's policy for the device's mm (`crate::cpu_path`).
+    fn cpu(&self, user: UserPtr) -> Result {
+        let (mut c, mut writer) = read_arg::<uapi::tlbrace_cpu>(user)?;
+        check_flags(
+            c.flags,
+            uapi::TLBRACE_CPU_SET | uapi::TLBRACE_CPU_RESET_STATS,
+        )?;
+        if c.reserved != 0 {
+            return Err(EINVAL);
+        }
+        self.with_own_mm(|mm| self.cpu_path(mm, &mut c))?;
+        writer.write(&c)
+    }
+
+    #[cfg(CONFIG_MMU_GATHER_POLICY)]
+    fn cpu_path(&self, mm: &MmWithUser, c: &mut uapi::tlbrace_cpu) -> Result {
+        use crate::cpu_path;
+        if c.flags & uapi::TLBRACE_CPU_SET != 0 {
+            cpu_path::set(&self.dev, mm, c.policy)?;
+        }
+        cpu_path::read(&self.dev, c, c.flags & uapi::TLBRACE_CPU_RESET_STATS != 0);
+        Ok(())
+    }
+
+    #[cfg(not(CONFIG_MMU_GATHER_POLICY))]
+    fn cpu_path(&self, _mm: &MmWithUser, _c: &mut uapi::tlbrace_cpu) -> Result {
+        Err(EOPNOTSUPP)
     }
 
     fn stats(&self, user: UserPtr, reset: bool) -> Result {

@@ -65,6 +65,7 @@ pub(crate) enum Point {
     FaultFill = uapi::TLBRACE_POINT_FAULT_FILL,
     AccessHit = uapi::TLBRACE_POINT_ACCESS_HIT,
     GatherClose = uapi::TLBRACE_POINT_GATHER_CLOSE,
+    CpuFinish = uapi::TLBRACE_POINT_CPU_FINISH,
 }
 
 impl Point {
@@ -78,6 +79,7 @@ impl Point {
             uapi::TLBRACE_POINT_FAULT_FILL => Self::FaultFill,
             uapi::TLBRACE_POINT_ACCESS_HIT => Self::AccessHit,
             uapi::TLBRACE_POINT_GATHER_CLOSE => Self::GatherClose,
+            uapi::TLBRACE_POINT_CPU_FINISH => Self::CpuFinish,
             _ => return Err(EINVAL),
         })
     }
@@ -139,6 +141,19 @@ impl Site {
             end: g.end << PAGE_SHIFT,
             event: None,
             can_sleep,
+        }
+    }
+
+    /// A CPU mmu_gather of the attached mm, asked to cover `[start, end)`
+    /// (bytes), entering `tlb_finish_mmu()`; the kernel calls it only where
+    /// it may sleep.
+    pub(crate) fn cpu_finish(start: usize, end: usize) -> Self {
+        Self {
+            point: Point::CpuFinish,
+            start,
+            end,
+            event: None,
+            can_sleep: true,
         }
     }
 
@@ -256,8 +271,9 @@ impl Injector {
             || a.flags & !uapi::TLBRACE_INJECT_ANY_TASK != 0
             || a.start > a.end
             || a.nth > 1 << 30
-            // Only device paths have no event; a gather's close neither.
-            || (point == Point::GatherClose && a.events != 0)
+            // Only device paths have no event; a gather's close neither,
+            // nor a CPU gather's finish.
+            || (matches!(point, Point::GatherClose | Point::CpuFinish) && a.events != 0)
         {
             return Err(EINVAL);
         }

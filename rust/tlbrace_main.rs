@@ -18,6 +18,8 @@ use kernel::{
 };
 
 mod contract;
+#[cfg(CONFIG_MMU_GATHER_POLICY)]
+mod cpu_path;
 mod debugfs;
 mod device;
 mod dpt;
@@ -38,6 +40,8 @@ mod uapi;
 mod worker;
 
 // Driver code names these as it would name `kernel::…`.
+#[cfg(CONFIG_MMU_GATHER_POLICY)]
+use kernel_ext::mmu_gather_policy;
 use kernel_ext::{debugfs_file, file_cred, flush_work, mm_ext, mmu_notifier, task_ext, user_page};
 
 module! {
@@ -61,6 +65,8 @@ impl kernel::InPlaceModule for TlbraceModule {
         pr_info!("ABI version {}\n", uapi::TLBRACE_ABI_VERSION);
         // Before the misc device: parks need it as soon as a file is open.
         hold_budget::init();
+        #[cfg(CONFIG_MMU_GATHER_POLICY)]
+        cpu_path::init();
         try_pin_init!(Self {
             _debugfs: debugfs::Root::new()?,
             _miscdev <- MiscDeviceRegistration::register(MiscDeviceOptions { name: c"tlbrace" }),

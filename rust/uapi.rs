@@ -62,6 +62,7 @@ pub(crate) const TLBRACE_IOC_INJECT_RELEASE: u32 =
     iowr::<tlbrace_release>(TLBRACE_IOC_NR_INJECT_RELEASE);
 pub(crate) const TLBRACE_IOC_INJECT_STATUS: u32 =
     iowr::<tlbrace_inject_status>(TLBRACE_IOC_NR_INJECT_STATUS);
+pub(crate) const TLBRACE_IOC_CPU: u32 = iowr::<tlbrace_cpu>(TLBRACE_IOC_NR_CPU);
 
 /// An ioctl argument struct: it starts with `__u32 size`, which the caller
 /// sets to the size of the struct it was compiled with.
@@ -103,4 +104,5 @@ impl_abi!(
     part tlbrace_arm_status,
     arg tlbrace_inject_status,
     arg tlbrace_release,
+    arg tlbrace_cpu,
 );

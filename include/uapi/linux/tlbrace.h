@@ -353,7 +353,9 @@ struct tlbrace_stats {
 #define TLBRACE_POINT_FAULT_FILL	5 /* device fault: after the CPU walk, before the fill */
 #define TLBRACE_POINT_ACCESS_HIT	6 /* device access about to use a dTLB hit */
 #define TLBRACE_POINT_GATHER_CLOSE	7 /* batched: a gather closes, before its flush */
-#define TLBRACE_NR_POINTS		8
+#define TLBRACE_POINT_CPU_FINISH	8 /* CPU path: an mmu_gather of the opted-in mm
+					   * enters tlb_finish_mmu(), before its flush */
+#define TLBRACE_NR_POINTS		9
 
 /* Actions of an armed point. */
 #define TLBRACE_ACTION_DELAY		0 /* wait delay_us (spins where sleeping is not allowed) */
@@ -528,6 +530,61 @@ struct tlbrace_release {
 	__u32 reserved;
 };
 
+/*
+ * The CPU path: who decides tlb_finish_mmu()'s flush when other mmu_gathers
+ * of the same mm are pending, for the opener's mm (kernels with
+ * CONFIG_MMU_GATHER_POLICY, the series in kernel/patches).  Every other mm
+ * keeps the kernel's own rule.
+ */
+#define TLBRACE_CPU_OFF			0 /* not opted in: the kernel alone decides */
+#define TLBRACE_CPU_STOCK		1 /* the module applies the kernel's rule */
+#define TLBRACE_CPU_NAIVE		2 /* never widen (the flush-miss bug class) */
+#define TLBRACE_CPU_RANGES		3 /* widen to overlapping requested ranges */
+#define TLBRACE_CPU_RANGES_WAIT		4 /* wait for older overlapping gathers */
+
+/* tlbrace_cpu.flags */
+#define TLBRACE_CPU_SET			(1U << 0) /* set @policy (else only read) */
+#define TLBRACE_CPU_RESET_STATS		(1U << 1) /* zero the counters after reading */
+
+/**
+ * struct tlbrace_cpu - TLBRACE_IOC_CPU argument
+ * @size:          sizeof(struct tlbrace_cpu)
+ * @flags:         TLBRACE_CPU_SET, TLBRACE_CPU_RESET_STATS
+ * @policy:        in with TLBRACE_CPU_SET, out: TLBRACE_CPU_*
+ * @reserved:      zero
+ * @gathers:       out: gathers of the mm that closed under the policy
+ * @nested:        closes with another gather of the mm pending (the
+ *                 kernel's mm_tlb_flush_nested())
+ * @full:          closes that flushed the whole mm (the kernel's rule
+ *                 when nested, or the policy)
+ * @ranges:        closes widened to overlapping ranges
+ * @waits:         closes that waited for older gathers (ranges-wait)
+ * @wait_timeouts: waits that ran out and flushed the whole mm instead
+ * @untracked:     gathers opened while the table was full, decided by
+ *                 the kernel's rule (so is every gather while one is open)
+ *
+ * The counters explain a result; a test's verdict comes from user memory.
+ * Errors: EOPNOTSUPP without CONFIG_MMU_GATHER_POLICY, EBUSY when another
+ * provider holds the kernel's hook, ENOSPC when TLBRACE_CPU_MAX_MMS mms
+ * are opted in already, EINVAL for a bad policy or flag.
+ */
+struct tlbrace_cpu {
+	__u32 size;
+	__u32 flags;
+	__u32 policy;
+	__u32 reserved;
+	__u64 gathers;
+	__u64 nested;
+	__u64 full;
+	__u64 ranges;
+	__u64 waits;
+	__u64 wait_timeouts;
+	__u64 untracked;
+};
+
+/* mms opted in at once, over every device. */
+#define TLBRACE_CPU_MAX_MMS		16
+
 #define TLBRACE_IOC_NR_CONFIG		0x01
 #define TLBRACE_IOC_NR_READ		0x02
 #define TLBRACE_IOC_NR_WRITE		0x03
@@ -542,6 +599,7 @@ struct tlbrace_release {
 #define TLBRACE_IOC_NR_INJECT_DISARM	0x0c
 #define TLBRACE_IOC_NR_INJECT_RELEASE	0x0d
 #define TLBRACE_IOC_NR_INJECT_STATUS	0x0e
+#define TLBRACE_IOC_NR_CPU		0x0f
 
 #define TLBRACE_IOC_CONFIG \
 	_IOWR(TLBRACE_IOC_MAGIC, TLBRACE_IOC_NR_CONFIG, struct tlbrace_config)
@@ -571,5 +629,7 @@ struct tlbrace_release {
 	_IOWR(TLBRACE_IOC_MAGIC, TLBRACE_IOC_NR_INJECT_RELEASE, struct tlbrace_release)
 #define TLBRACE_IOC_INJECT_STATUS \
 	_IOWR(TLBRACE_IOC_MAGIC, TLBRACE_IOC_NR_INJECT_STATUS, struct tlbrace_inject_status)
+#define TLBRACE_IOC_CPU \
+	_IOWR(TLBRACE_IOC_MAGIC, TLBRACE_IOC_NR_CPU, struct tlbrace_cpu)
 
 #endif /* _UAPI_LINUX_TLBRACE_H */
