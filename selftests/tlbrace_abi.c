@@ -586,6 +586,28 @@ static void status_outputs(struct __test_metadata *_metadata, FIXTURE_DATA(abi) 
 	}
 }
 
+/* CPU path, read only: the mm is not opted in, no counter moved. */
+static void cpu_off(struct __test_metadata *_metadata, FIXTURE_DATA(abi) *self,
+		    const void *in, const void *out)
+{
+	struct tlbrace_cpu c = { .size = sizeof(c) };
+
+	ASSERT_EQ(0, call(self->fd, TLBRACE_IOC_CPU, &c));
+	EXPECT_EQ(TLBRACE_CPU_OFF, c.policy);
+	EXPECT_EQ(0, c.gathers);
+}
+
+static void cpu_outputs(struct __test_metadata *_metadata, FIXTURE_DATA(abi) *self,
+			const void *in, const void *out)
+{
+	const struct tlbrace_cpu *c = out;
+
+	EXPECT_EQ(TLBRACE_CPU_OFF, c->policy);
+	EXPECT_EQ(0, c->gathers);
+	EXPECT_EQ(0, c->full);
+	cpu_off(_metadata, self, in, out);
+}
+
 /* --- the table -------------------------------------------------------- */
 
 FIXTURE_VARIANT(abi)
@@ -681,14 +703,25 @@ ABI_CMD(inject_status, .cmd = TLBRACE_IOC_INJECT_STATUS,
 	.out = { TO_END(tlbrace_inject_status, arms) },
 	.prepare = nothing, .unchanged = no_effect, .outputs = status_outputs);
 
+/* Without TLBRACE_CPU_SET only a read; SET with policy 0 opts out (a no-op). */
+ABI_CMD(cpu, .cmd = TLBRACE_IOC_CPU, .size = sizeof(struct tlbrace_cpu),
+	.zero = { ZERO(tlbrace_cpu, flags, TLBRACE_CPU_SET | TLBRACE_CPU_RESET_STATS),
+		  ZERO(tlbrace_cpu, reserved, 0) },
+	.out = { FIELD(tlbrace_cpu, policy), TO_END(tlbrace_cpu, gathers) },
+	.prepare = nothing, .unchanged = cpu_off, .outputs = cpu_outputs);
+
 FIXTURE_SETUP(abi)
 {
 	int mfd = memfd_create("tlbrace_abi", MFD_CLOEXEC);
+	struct tlbrace_cpu probe = { .size = sizeof(probe) };
 	char *m;
 
 	ASSERT_LE(variant->c->size, MAX_ARG);
 	self->fd = tlbrace_open();
 	ASSERT_GE(self->fd, 0) TH_LOG("open /dev/tlbrace: %s", strerror(errno));
+	if (variant->c->cmd == TLBRACE_IOC_CPU &&
+	    call(self->fd, TLBRACE_IOC_CPU, &probe) == EOPNOTSUPP)
+		SKIP(return, "the kernel has no mmu_gather policy hook (CONFIG_MMU_GATHER_POLICY)");
 	self->buf = mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE,
 			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 	ASSERT_NE(MAP_FAILED, self->buf);

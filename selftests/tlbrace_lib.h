@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -220,6 +221,25 @@ static inline int clear_soft_dirty(void)
 	ok = write(fd, "4", 1) == 1;
 	close(fd);
 	return ok ? 0 : -1;
+}
+
+/* TLBRACE_IOC_CPU: sets policy if set, reads the state into *c (if c). */
+static inline int cpu_ioctl(int fd, bool set, __u32 policy, __u32 flags, struct tlbrace_cpu *c)
+{
+	struct tlbrace_cpu mine;
+
+	if (!c)
+		c = &mine;
+	memset(c, 0, sizeof(*c));
+	c->size = sizeof(*c);
+	c->flags = flags | (set ? TLBRACE_CPU_SET : 0);
+	c->policy = policy;
+	return tlbrace_err(ioctl(fd, TLBRACE_IOC_CPU, c));
+}
+
+static inline int cpu_policy(int fd, __u32 policy)
+{
+	return cpu_ioctl(fd, true, policy, 0, NULL);
 }
 
 static inline int inj_arm(int fd, struct tlbrace_inject *a)

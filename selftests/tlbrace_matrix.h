@@ -12,12 +12,13 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 
-#include "tlbrace_scenarios.h"
+#include "tlbrace_cpu_scenarios.h"
 
 /*
  * Expected verdicts, per variant: sync, deferred-end, sva, none, then the
  * batched contract with the naive, counter, ranges, ranges-wait and
- * ranges-full trackers.  true = unsafe (must reproduce).
+ * ranges-full trackers; a CPU scenario's by the CPU path's policy.
+ * true = unsafe (must reproduce).
  */
 #define U true
 #define S false
@@ -36,6 +37,10 @@ static const struct scenario matrix[] = {
 	  "soft-dirty vs device write: a write after clear_refs leaves no trace (seed 000)" },
 	{ "dirty_window_lost_dirty", scenario_dirty_window, { S, U, U, U, U, U, U, U, U },
 	  "dirty tracking vs late flush: a write inside clear_refs is lost (seed 004)" },
+	{ "cpu_overlapping_dontneed", scenario_cpu_overlapping_dontneed,
+	  { [CPU_STOCK] = S, [CPU_NAIVE] = U, [CPU_RANGES] = S, [CPU_RANGES_WAIT] = S },
+	  "overlapping MADV_DONTNEED on the CPUs: a thread reads a zapped page after B "
+	  "returned, its write is lost (seed 003)" },
 };
 #undef U
 #undef S
@@ -52,21 +57,27 @@ static inline const struct scenario *scenario_by_name(const char *name)
 /* Variant index of a contract name ("sync", "batched/ranges", ...), or -1. */
 static inline int contract_by_name(const char *name)
 {
-	for (int i = 0; i < NR_CONTRACTS; i++)
+	for (int i = 0; i < NR_VARIANTS; i++)
 		if (!strcmp(contract_names[i], name))
 			return i;
 	return -1;
 }
 
-/* Configures fd's device for variant v (an index of contract_names). */
+/*
+ * Configures fd's device for variant v (an index of contract_names), and
+ * for a CPU variant the CPU path's policy of this process.
+ */
 static inline int configure_variant(int fd, int v)
 {
 	struct tlbrace_config c = {
 		.size = sizeof(c), .contract = contract_uapi[v].contract,
 		.tracker = contract_uapi[v].tracker, .sets = 64, .ways = 4,
 	};
+	int err = tlbrace_err(ioctl(fd, TLBRACE_IOC_CONFIG, &c));
 
-	return tlbrace_err(ioctl(fd, TLBRACE_IOC_CONFIG, &c));
+	if (!err && v >= NR_CONTRACTS)
+		err = cpu_policy(fd, cpu_policy_uapi[v - NR_CONTRACTS]);
+	return err;
 }
 
 /*

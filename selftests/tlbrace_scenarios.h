@@ -21,15 +21,27 @@
 
 #include "tlbrace_lib.h"
 
-/* Contract (and, for batched, tracker) variants of the matrix. */
+/*
+ * Variants of the matrix: the device's contracts (and, for batched, its
+ * tracker), then the CPU path's policies (TLBRACE_IOC_CPU, the device
+ * under sync).  A device scenario runs under the former, a CPU scenario
+ * under the latter.
+ */
 enum {
 	SYNC, DEFERRED_END, SVA, NONE,
-	B_NAIVE, B_COUNTER, B_RANGES, B_RANGES_WAIT, B_RANGES_FULL, NR_CONTRACTS
+	B_NAIVE, B_COUNTER, B_RANGES, B_RANGES_WAIT, B_RANGES_FULL, NR_CONTRACTS,
+	CPU_STOCK = NR_CONTRACTS, CPU_NAIVE, CPU_RANGES, CPU_RANGES_WAIT, NR_VARIANTS
 };
 
 static const char *const contract_names[] = {
 	"sync", "deferred-end", "sva", "none", "batched/naive", "batched/counter",
 	"batched/ranges", "batched/ranges-wait", "batched/ranges-full",
+	"cpu/stock", "cpu/naive", "cpu/ranges", "cpu/ranges-wait",
+};
+
+/* TLBRACE_CPU_* of the CPU variants, from CPU_STOCK on. */
+static const __u32 cpu_policy_uapi[] = {
+	TLBRACE_CPU_STOCK, TLBRACE_CPU_NAIVE, TLBRACE_CPU_RANGES, TLBRACE_CPU_RANGES_WAIT,
 };
 
 static const struct {
@@ -44,6 +56,11 @@ static const struct {
 	{ TLBRACE_CONTRACT_BATCHED, TLBRACE_TRACKER_RANGES },
 	{ TLBRACE_CONTRACT_BATCHED, TLBRACE_TRACKER_RANGES_WAIT },
 	{ TLBRACE_CONTRACT_BATCHED, TLBRACE_TRACKER_RANGES_FULL },
+	/* The CPU variants: the device is not part of their race. */
+	{ TLBRACE_CONTRACT_SYNC, 0 },
+	{ TLBRACE_CONTRACT_SYNC, 0 },
+	{ TLBRACE_CONTRACT_SYNC, 0 },
+	{ TLBRACE_CONTRACT_SYNC, 0 },
 };
 
 /*
@@ -90,9 +107,21 @@ verdict_why(enum verdict_kind kind, const char *fmt, ...)
 struct scenario {
 	const char *name;
 	struct verdict (*run)(int fd);
-	bool unsafe[NR_CONTRACTS];
+	bool unsafe[NR_VARIANTS];
 	const char *what;	/* the race, and the seed thread it comes from */
 };
+
+/* A CPU-path scenario (named cpu_*): it runs under the CPU variants. */
+static inline bool scenario_is_cpu(const struct scenario *s)
+{
+	return !strncmp(s->name, "cpu_", 4);
+}
+
+/* Whether scenario s runs under variant v. */
+static inline bool variant_applies(const struct scenario *s, int v)
+{
+	return scenario_is_cpu(s) == (v >= NR_CONTRACTS);
+}
 
 /*
  * How long a park holds a task (the module's bound, the park ends by itself

@@ -58,7 +58,9 @@ static const char help[] =
 "  demo                      a missed invalidation under each contract\n"
 "\n"
 "  -c, --contract C   sync, deferred-end, sva, none, batched/naive, batched/counter,\n"
-"                     batched/ranges, batched/ranges-wait, batched/ranges-full\n"
+"                     batched/ranges, batched/ranges-wait, batched/ranges-full; for a\n"
+"                     CPU scenario (cpu_*) the CPU path's policy: cpu/stock, cpu/naive,\n"
+"                     cpu/ranges, cpu/ranges-wait (needs the patched kernel)\n"
 "  -t, --tracker T    the batched contract with tracker T (naive, counter, ranges, ...)\n"
 "  -n, --iters N      iterations per cell (default 100; trace: 1)\n"
 "  -o, --output FILE  trace: where the trace goes\n"
@@ -108,6 +110,13 @@ static int cmd_info(void)
 		printf("  %-13s %-55s %s\n", contracts[i].name, contracts[i].what,
 		       ioctl(fd, TLBRACE_IOC_CONFIG, &c) ? strerror(errno) : "available");
 	}
+	{
+		struct tlbrace_cpu cpu = { .size = sizeof(cpu) };
+
+		printf("cpu path: %s\n", !ioctl(fd, TLBRACE_IOC_CPU, &cpu) ? "available" :
+		       errno == EOPNOTSUPP ? "not in this kernel (CONFIG_MMU_GATHER_POLICY, kernel/patches)" :
+		       strerror(errno));
+	}
 	close(fd);
 	return v.abi_version == TLBRACE_ABI_VERSION ? 0 : 1;
 }
@@ -147,18 +156,20 @@ static int cmd_demo(void)
 
 static int scenarios_list(void)
 {
-	printf("%-26s %s\n%-26s", "scenario", "verdict per contract (U: unsafe, s: safe)", "");
-	for (int v = 0; v < NR_CONTRACTS; v++)
-		printf(" %d", v);
+	printf("%-26s %s\n%-26s", "scenario",
+	       "verdict per contract (U: unsafe, s: safe, -: does not apply)", "");
+	for (int v = 0; v < NR_VARIANTS; v++)
+		printf(" %2d", v);
 	printf("\n");
 	for (unsigned int i = 0; i < NR_SCENARIOS; i++) {
 		printf("%-26s", matrix[i].name);
-		for (int v = 0; v < NR_CONTRACTS; v++)
-			printf(" %c", matrix[i].unsafe[v] ? 'U' : 's');
+		for (int v = 0; v < NR_VARIANTS; v++)
+			printf("  %c", !variant_applies(&matrix[i], v) ? '-' :
+			       matrix[i].unsafe[v] ? 'U' : 's');
 		printf("\n  %s\n", matrix[i].what);
 	}
 	printf("contracts:");
-	for (int v = 0; v < NR_CONTRACTS; v++)
+	for (int v = 0; v < NR_VARIANTS; v++)
 		printf(" %d=%s", v, contract_names[v]);
 	printf("\n");
 	return 0;
@@ -282,30 +293,62 @@ static int parse(int argc, char **argv, struct options *o)
 	return 0;
 }
 
+/*
+ * The variant a race or trace runs under: the one asked for (which must
+ * apply to s), else sync for a device scenario and cpu/stock for a CPU one.
+ */
+static int default_variant(const struct scenario *s, int asked)
+{
+	if (asked < 0)
+		return scenario_is_cpu(s) ? CPU_STOCK : SYNC;
+	if (!variant_applies(s, asked)) {
+		fprintf(stderr, "tlbrace: %s does not run under %s (%s)\n", s->name,
+			contract_names[asked], scenario_is_cpu(s) ? "a CPU scenario: cpu/..." :
+			"a device scenario: not cpu/...");
+		return -1;
+	}
+	return asked;
+}
+
 static int cmd_race(int argc, char **argv)
 {
+	const struct scenario *s;
 	struct options o;
-	int err = parse(argc, argv, &o);
+	int err = parse(argc, argv, &o), v;
 
 	if (err)
 		return err;
 	if (optind != argc - 1 || o.scenario || o.output)
 		return usage();
 	o.scenario = argv[optind];
-	if (!scenario_by_name(o.scenario)) {
+	s = scenario_by_name(o.scenario);
+	if (!s) {
 		fprintf(stderr, "tlbrace: no scenario %s (see tlbrace list)\n", o.scenario);
 		return 2;
 	}
-	if (break_cow())
+	v = default_variant(s, o.contract);
+	if (v < 0 || break_cow())
 		return 2;
-	return cell(scenario_by_name(o.scenario), o.contract < 0 ? SYNC : o.contract,
-		    o.iters ?: 100, true);
+	return cell(s, v, o.iters ?: 100, true);
+}
+
+/* Whether the module offers the CPU path on this kernel. */
+static bool cpu_path_available(void)
+{
+	int fd = open_dev(), err;
+
+	if (fd < 0)
+		return false;
+	err = cpu_ioctl(fd, false, 0, 0, NULL);
+	close(fd);
+	return !err;
 }
 
 static int cmd_matrix(int argc, char **argv)
 {
 	struct options o;
 	int err = parse(argc, argv, &o), rc = 0;
+	bool cpu_path;
 
 	if (err)
 		return err;
@@ -313,14 +356,20 @@ static int cmd_matrix(int argc, char **argv)
 		return usage();
 	if (break_cow())
 		return 2;
+	cpu_path = cpu_path_available();
 	printf("%-26s %-20s %-6s %6s %6s %6s %7s\n", "scenario", "contract", "expect", "iters",
 	       "invalid", "hits", "rate");
 	for (unsigned int i = 0; i < NR_SCENARIOS; i++) {
 		if (o.scenario && strcmp(o.scenario, matrix[i].name))
 			continue;
-		for (int v = 0; v < NR_CONTRACTS; v++) {
-			if (o.contract >= 0 && v != o.contract)
+		for (int v = 0; v < NR_VARIANTS; v++) {
+			if ((o.contract >= 0 && v != o.contract) || !variant_applies(&matrix[i], v))
 				continue;
+			if (v >= NR_CONTRACTS && !cpu_path) {
+				printf("%-26s %-20s skipped: the kernel has no mmu_gather policy hook\n",
+				       matrix[i].name, contract_names[v]);
+				continue;
+			}
 			err = cell(&matrix[i], v, o.iters ?: 100, false);
 			if (err == 2)
 				return 2;
@@ -412,7 +461,7 @@ static void trace_interrupted(int sig)
 static int cmd_trace(int argc, char **argv)
 {
 	struct sigaction sa = { .sa_handler = trace_interrupted };
-	int counts[3] = { 0 }, rc, err;
+	int counts[3] = { 0 }, rc, err, v;
 	const char *inst = trace_inst;
 	const struct scenario *s;
 	struct options o;
@@ -429,6 +478,9 @@ static int cmd_trace(int argc, char **argv)
 		fprintf(stderr, "tlbrace: no scenario %s (see tlbrace list)\n", argv[optind]);
 		return 2;
 	}
+	v = default_variant(s, o.contract);
+	if (v < 0)
+		return 2;
 	if (!o.output)
 		o.output = "tlbrace-trace.txt";
 	if (break_cow() || tracefs_instance(trace_inst, sizeof(trace_inst), "trace"))
@@ -448,7 +500,7 @@ static int cmd_trace(int argc, char **argv)
 		return 2;
 	}
 	trace_marker_fd = trace_marker;
-	rc = cell(s, o.contract < 0 ? SYNC : o.contract, o.iters ?: 1, true);
+	rc = cell(s, v, o.iters ?: 1, true);
 	/*
 	 * From here the trace file is open, which would make the handler's
 	 * rmdir fail: a signal waits until the instance is gone.

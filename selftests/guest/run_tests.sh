@@ -75,6 +75,18 @@ trace_tests() {
 	./tlbrace_trace
 }
 
+# The CPU path needs the kernel's mmu_gather policy hook (the series in
+# kernel/patches, CONFIG_MMU_GATHER_POLICY), which only the project's test
+# kernel has: elsewhere it is skipped as a whole, with the reason.
+cpu_tests() {
+	if ! ./tlbrace info 2>/dev/null | grep -q '^cpu path: available'; then
+		echo "TAP version 13"
+		echo "1..0 # SKIP the kernel has no mmu_gather policy hook (CONFIG_MMU_GATHER_POLICY)"
+		return 4
+	fi
+	./tlbrace_cpu
+}
+
 # The unload: the module stays while any of its files is open (closing a
 # debugfs file after rmmod used to oops in full_proxy_release()), then rmmod
 # succeeds and kmemleak finds nothing left behind since the set-up.
@@ -156,7 +168,11 @@ export TLBRACE_FUZZ_CALLS=${tlbrace_fuzz_calls:-${TLBRACE_FUZZ_CALLS:-50000}}
 
 suite setup setup
 grep -v '^#' suites | while read -r name cmd; do
-	case "$cmd" in ./hmm-tests) cmd=hmm_tests ;; ./tlbrace_trace) cmd=trace_tests ;; esac
+	case "$cmd" in
+	./hmm-tests) cmd=hmm_tests ;;
+	./tlbrace_trace) cmd=trace_tests ;;
+	./tlbrace_cpu) cmd=cpu_tests ;;
+	esac
 	[ -n "$name" ] && suite "$name" $cmd </dev/null
 done
 suite teardown teardown
