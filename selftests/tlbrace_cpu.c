@@ -8,13 +8,13 @@
  * cpu/ranges-wait never.  Verdicts come from user memory alone.  Needs a
  * kernel with CONFIG_MMU_GATHER_POLICY and 2 CPUs.
  */
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 
 #include "tlbrace_matrix.h"
 #include "kselftest_harness.h"
+#include "tlbrace_matrix_test.h"
 
 FIXTURE(abi)
 {
@@ -154,52 +154,14 @@ FIXTURE_TEARDOWN(cpu)
 	close(self->fd);
 }
 
-/* As the race suite's: a positive integer from env, or dflt. */
-static int iterations(const char *env, int dflt)
-{
-	const char *e = getenv(env);
-	long n;
-
-	if (!e)
-		return dflt;
-	for (const char *c = e; *c; c++)
-		if (*c < '0' || *c > '9')
-			return -1;
-	n = strtol(e, NULL, 10);
-	return *e && n > 0 && n <= INT_MAX ? n : -1;
-}
-
 /*
  * Seed 003 on the CPUs under the variant's policy, as the matrix expects:
- * only cpu/naive may (and must) reproduce.  Prints the race suite's csv
- * line for the race table.
+ * only cpu/naive may (and must) reproduce.
  */
 TEST_F_TIMEOUT(cpu, overlapping_dontneed, 900)
 {
-	const struct scenario *s = scenario_by_name("cpu_overlapping_dontneed");
-	const char *name = contract_names[variant->variant];
-	const char *env;
-	struct cell c;
-	bool unsafe;
-	int n;
-
-	ASSERT_NE(NULL, s);
-	unsafe = s->unsafe[variant->variant];
-	env = unsafe ? "TLBRACE_UNSAFE_ITERS" : "TLBRACE_SAFE_ITERS";
-	n = iterations(env, unsafe ? 100 : 1000);
-	ASSERT_GT(n, 0) TH_LOG("%s=\"%s\": want a positive integer", env, getenv(env));
-	ASSERT_EQ(0, run_cell(self->fd, s, n, &c))
-		TH_LOG("%s/%s: iteration %d: %s", s->name, name, c.error_at, c.error.why);
-	for (int i = 0; i < c.invalid && i < INVALID_SHOWN; i++)
-		printf("# %s/%s: invalid iteration: %s\n", s->name, name, c.invalid_why[i]);
-	printf("# csv: %s,%s,%s,%d,%d,%d,%d,%.0f,%.0f\n", s->name, name, unsafe ? "unsafe" : "safe",
-	       n, c.invalid, c.violations, c.first, c.first_us, c.us_per_iteration);
-	if (c.violations)
-		printf("# %s/%s: e.g. %s\n", s->name, name, c.violation.why);
-	fflush(stdout);
-	ASSERT_TRUE(cell_as_expected(&c, unsafe, 1))
-		TH_LOG("%s: %d violations in %d valid iterations, %d invalid", unsafe ? "unsafe" : "safe",
-		       c.violations, n - c.invalid, c.invalid);
+	run_matrix(_metadata, self->fd, variant->variant,
+		   scenario_by_name("cpu_overlapping_dontneed"));
 }
 
 TEST_HARNESS_MAIN
